@@ -1,0 +1,45 @@
+"""convkit: CNN kernels (convolution, pooling, normalisation; forward and backward) for NumPy.
+
+    import numpy as np, convkit
+    y = convkit.conv2d(x, w, b, stride=1, padding="same")
+    gx, gw, gb = convkit.conv2d_backward(gy, x, w, padding="same")
+
+numpy arrays run on compiled C++ kernels (OpenMP threads, GIL released). See README.md.
+"""
+from . import functional
+from .functional import *  # noqa: F401,F403  (every public op, also as convkit.<name>)
+from .functional import __all__ as _ops
+
+__version__ = "0.1.0"
+
+
+def _cpu_module():
+    from . import _cpu
+    return _cpu
+
+
+def openmp_enabled() -> bool:
+    """True when the compiled kernels were built with OpenMP (multi-threaded)."""
+    return _cpu_module().openmp_enabled()
+
+
+def get_num_threads() -> int:
+    """Threads the CPU kernels use (default: all cores)."""
+    return _cpu_module().get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the thread count of every CPU kernel (process-wide, any Python thread)."""
+    from ._shapes import as_int
+    n = as_int("set_num_threads", "n", n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be positive, got {n}")
+    _cpu_module().set_num_threads(n)
+
+
+def cpu_isa() -> str:
+    """Instruction-set variant of the CPU kernels in use: 'avx512', 'avx2' or 'generic'."""
+    return _cpu_module().get_isa()
+
+
+__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "cpu_isa"]

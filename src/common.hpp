@@ -1,0 +1,47 @@
+// convkit/src/common.hpp -- types and helpers shared by every CPU kernel.
+//
+// Contract for all kernels in src/: arguments were validated in Python
+// (convkit/_shapes.py); pointers are to C-contiguous arrays; every index is
+// 64-bit so tensors over 2**31 elements do not wrap.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+namespace convkit {
+
+using index_t = std::int64_t;
+
+// Sizes of one 2-D convolution (conv1d runs as conv2d with H = KH = 1).
+struct Conv2dSizes {
+    index_t n, c_in, h, w;            // input  (N, C_in, H, W)
+    index_t c_out, kh, kw;            // weight (C_out, C_in/groups, KH, KW)
+    index_t oh, ow;                   // output (N, C_out, OH, OW)
+    index_t stride_h, stride_w;
+    index_t pad_h, pad_w;             // padding before (top, left); after is implied by OH/OW
+    index_t dil_h, dil_w;
+    index_t groups;
+};
+
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+
+// 64-byte aligned scratch memory (packing buffers); throws std::bad_alloc.
+struct AlignedFree { void operator()(void* p) const { std::free(p); } };
+template <class T> using AlignedBuffer = std::unique_ptr<T[], AlignedFree>;
+
+template <class T> AlignedBuffer<T> aligned_buffer(index_t count) {
+    std::size_t bytes = static_cast<std::size_t>(round_up(count > 0 ? count : 1, 64 / sizeof(T))) * sizeof(T);
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    return AlignedBuffer<T>(static_cast<T*>(p));
+}
+
+// Thread count used by every parallel region (convkit.set_num_threads).
+int num_threads();
+void set_num_threads(int n);
+bool openmp_enabled();
+
+}  // namespace convkit

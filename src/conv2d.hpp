@@ -1,0 +1,20 @@
+// convkit/src/conv2d.hpp -- public C++ entry points of the CPU convolution (see conv2d_impl.hpp).
+//
+// Each call picks the best instruction-set variant the running CPU supports
+// (runtime dispatch; CONVKIT_ISA=generic|avx2|avx512 or set_isa() may lower it).
+#pragma once
+#include "common.hpp"
+
+namespace convkit {
+
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+Isa best_isa();                 // what this CPU (and OS) supports
+Isa active_isa();               // what the kernels use now
+void set_isa(Isa isa);          // clamped to best_isa()
+
+template <class T> void conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s);
+template <class T> void conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s);
+template <class T> void conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s);
+
+}  // namespace convkit
