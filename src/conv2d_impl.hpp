@@ -31,33 +31,41 @@ inline int thread_id() {
 
 // Pack rows [k0, k0+kc) x columns [j0, j0+n) of col(x) for one image/group into NR panels.
 // Row k = (c, kh, kw), column j = (oh, ow): value x[c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw].
+// Walks each row in runs that stay inside one output row and one panel; a run fully
+// inside the image is a plain (for stride 1: contiguous, vectorised) copy.
 template <class T>
 void pack_im2col(T* __restrict dst, const T* x, const Conv2dSizes& s,
                  index_t k0, index_t kc, index_t j0, index_t n) {
     constexpr index_t NR = Tile<T>::NR;
-    const index_t npad = round_up(n, NR);
+    const index_t npad = round_up(n, NR), sw = s.stride_w;
     for (index_t kk = 0; kk < kc; ++kk) {
         const index_t k = k0 + kk;
         const index_t c = k / (s.kh * s.kw), r = k % (s.kh * s.kw);
         const index_t dh = (r / s.kw) * s.dil_h - s.pad_h, dw = (r % s.kw) * s.dil_w - s.pad_w;
         const T* plane = x + c * s.h * s.w;
         T* row_dst = dst + kk * NR;
-        auto put = [&](index_t j, T v) { row_dst[(j / NR) * kc * NR + j % NR] = v; };
         index_t j = 0, oh = j0 / s.ow, ow = j0 % s.ow;
-        while (j < n) {   // one run per output row
-            const index_t run = std::min(s.ow - ow, n - j);
+        while (j < n) {
+            // run: columns j .. j+len-1, same output row oh and same panel
+            const index_t len = std::min({s.ow - ow, n - j, NR - j % NR});
+            T* d = row_dst + (j / NR) * kc * NR + j % NR;
             const index_t ih = oh * s.stride_h + dh;
+            const index_t iw0 = ow * sw + dw, iw1 = iw0 + (len - 1) * sw;
             if (ih < 0 || ih >= s.h) {
-                for (index_t t = 0; t < run; ++t) put(j + t, T(0));
+                std::fill(d, d + len, T(0));
+            } else if (iw0 >= 0 && iw1 < s.w) {
+                const T* src = plane + ih * s.w + iw0;
+                if (sw == 1) std::copy(src, src + len, d);
+                else for (index_t t = 0; t < len; ++t) d[t] = src[t * sw];
             } else {
                 const T* src = plane + ih * s.w;
-                index_t iw = ow * s.stride_w + dw;
-                for (index_t t = 0; t < run; ++t, iw += s.stride_w)
-                    put(j + t, (iw >= 0 && iw < s.w) ? src[iw] : T(0));
+                for (index_t t = 0, iw = iw0; t < len; ++t, iw += sw)
+                    d[t] = (iw >= 0 && iw < s.w) ? src[iw] : T(0);
             }
-            j += run; ow = 0; ++oh;
+            j += len; ow += len;
+            if (ow == s.ow) { ow = 0; ++oh; }
         }
-        for (; j < npad; ++j) put(j, T(0));
+        for (; j < npad; ++j) row_dst[(j / NR) * kc * NR + j % NR] = T(0);
     }
 }
 

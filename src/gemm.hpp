@@ -87,7 +87,8 @@ void pack_b(T* __restrict dst, const T* b, index_t rs, index_t cs, index_t kc, i
         const index_t nr = std::min<index_t>(NR, n - j0);
         for (index_t k = 0; k < kc; ++k) {
             const T* src = b + k * rs + j0 * cs;
-            for (index_t j = 0; j < nr; ++j) dst[k * NR + j] = src[j * cs];
+            if (cs == 1) std::copy(src, src + nr, dst + k * NR);   // rows contiguous: vector copy
+            else for (index_t j = 0; j < nr; ++j) dst[k * NR + j] = src[j * cs];
             for (index_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
         }
         dst += kc * NR;
@@ -105,6 +106,7 @@ inline void micro_kernel(index_t kc, const T* __restrict a, const T* __restrict 
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+#pragma GCC unroll 4
     for (index_t k = 0; k < kc; ++k) {
         V bv[NV];
 #pragma GCC unroll 4
