@@ -1,95 +1,10 @@
-"""Public ops: validate (convkit/_shapes.py) -> dispatch on the array type -> backend.
+"""Every public op, one import line per family; also exported as ``convkit.<name>``.
 
-Every function here is also exported as ``convkit.<name>``. Arrays are NCHW (NCL for
-1-D); numpy arrays run on the compiled CPU kernels (convkit/cpu.py).
+Each op validates its arguments (convkit/_shapes.py), dispatches on the array type
+(numpy -> convkit/cpu/, cupy -> the CUDA backend) and returns the same array type.
+Arrays are NCHW (NCL for 1-D).
 """
-from __future__ import annotations
+from .ops.conv import *  # noqa: F401,F403
+from .ops.conv import __all__ as _conv
 
-from . import _shapes as S
-
-
-def _backend(fn: str, x):
-    """The backend module for the array type of x (all arguments already share it)."""
-    if S.array_module_name(x) == "cupy":
-        raise NotImplementedError(f"{fn}: the CUDA backend is not part of this build yet; "
-                                  f"pass numpy arrays (cupy.asnumpy) to run on the CPU")
-    from . import cpu
-    return cpu
-
-
-def _check_conv_inputs(fn, x, weight, bias=None, grad_out=None):
-    S.check_float_array(fn, "x", x)
-    S.check_float_array(fn, "weight", weight)
-    if bias is not None:
-        S.check_float_array(fn, "bias", bias)
-    if grad_out is not None:
-        S.check_float_array(fn, "grad_out", grad_out)
-    S.check_same_kind(fn, x=x, weight=weight, bias=bias, grad_out=grad_out)
-
-
-def _conv_forward(fn, nd, x, weight, bias, stride, padding, dilation, groups, out):
-    _check_conv_inputs(fn, x, weight, bias)
-    g = S.conv_geometry(fn, x.shape, weight.shape, stride, padding, dilation, groups, nd)
-    S.check_bias(fn, bias, g.c_out)
-    user_shape = g.out_shape if g.batched else g.out_shape[1:]
-    S.check_out(fn, out, user_shape, x)
-    backend = _backend(fn, x)
-    if g.n == 0:
-        return backend.empty(user_shape, x) if out is None else out
-    g2 = S.conv_as_2d(g)
-    y = backend.conv2d_forward(x.reshape(g2.in_shape), weight.reshape((g.c_out, g.c_in // g.groups) + g2.kernel),
-                               bias, g2, None if out is None else out.reshape(g2.out_shape))
-    return y.reshape(user_shape) if out is None else out
-
-
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
-    """2-D convolution (cross-correlation, as PyTorch's ``conv2d``).
-
-    x: (N, C_in, H, W) or unbatched (C_in, H, W); weight: (C_out, C_in/groups, KH, KW);
-    bias: (C_out,) or None. padding: int, (pad_h, pad_w), 'valid' or 'same' (stride 1;
-    an even kernel pads one more at the bottom/right, like PyTorch).
-    Returns (N, C_out, OH, OW) with OH = floor((H + 2*pad_h - dil_h*(KH-1) - 1)/stride_h) + 1.
-    ``out``: optional C-contiguous array of that shape and dtype to write into.
-    """
-    return _conv_forward("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, out)
-
-
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
-    """1-D convolution. x: (N, C_in, L) or (C_in, L); weight: (C_out, C_in/groups, K).
-
-    Returns (N, C_out, OL). Same padding rules as :func:`conv2d`.
-    """
-    return _conv_forward("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, out)
-
-
-def _conv_backward(fn, nd, grad_out, x, weight, stride, padding, dilation, groups):
-    _check_conv_inputs(fn, x, weight, grad_out=grad_out)
-    g = S.conv_geometry(fn, x.shape, weight.shape, stride, padding, dilation, groups, nd)
-    S.check_grad_out(fn, grad_out, g.out_shape if g.batched else g.out_shape[1:])
-    backend = _backend(fn, x)
-    if g.n == 0:
-        return (backend.empty(x.shape, x), backend.zeros(weight.shape, x), backend.zeros((g.c_out,), x))
-    g2 = S.conv_as_2d(g)
-    w2 = weight.reshape((g.c_out, g.c_in // g.groups) + g2.kernel)
-    dy2 = grad_out.reshape(g2.out_shape)
-    grad_x = backend.conv2d_backward_data(dy2, w2, g2).reshape(x.shape)
-    grad_w = backend.conv2d_backward_weight(dy2, x.reshape(g2.in_shape), w2.shape, g2).reshape(weight.shape)
-    grad_b = dy2.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy2))
-    return grad_x, grad_w, grad_b
-
-
-def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients of :func:`conv2d` -> ``(grad_x, grad_weight, grad_bias)``.
-
-    grad_out: (N, C_out, OH, OW) (unbatched if x is); grad_x has x's shape, grad_weight
-    weight's shape, grad_bias (C_out,) = grad_out summed over N, OH, OW.
-    """
-    return _conv_backward("conv2d_backward", 2, grad_out, x, weight, stride, padding, dilation, groups)
-
-
-def conv1d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients of :func:`conv1d` -> ``(grad_x, grad_weight, grad_bias)`` (shapes as the inputs)."""
-    return _conv_backward("conv1d_backward", 1, grad_out, x, weight, stride, padding, dilation, groups)
-
-
-__all__ = ["conv1d", "conv2d", "conv1d_backward", "conv2d_backward"]
+__all__ = list(_conv)

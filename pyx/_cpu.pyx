@@ -1,9 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 # pyx/_cpu.pyx -- thin typed bindings of the C++ CPU kernels (module convkit._cpu).
 #
-# The Python side (convkit/cpu.py) has already validated every argument, allocated
-# the output and made the inputs C-contiguous; arrays arrive here flattened to 1-D.
-# Each kernel runs with the GIL released. float32/float64 come from one fused type.
+# One extension module (so the thread-count and instruction-set settings in src/ are
+# shared by every kernel); each op family's bindings live in their own pyx/<family>.pxi,
+# included at the end. The Python side (convkit/cpu/) has already validated every
+# argument, allocated the output and made the inputs C-contiguous; arrays arrive here
+# flattened to 1-D. Each kernel runs with the GIL released; float32/float64 come from
+# one fused type.
 from cython cimport floating
 from libc.stdint cimport int64_t
 
@@ -40,32 +43,4 @@ def set_isa(str name):
     ck.set_isa(_ISA_BY_NAME[name])
 
 
-cdef ck.Conv2dSizes _sizes(tuple g):
-    cdef ck.Conv2dSizes s
-    (s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.oh, s.ow, s.stride_h, s.stride_w,
-     s.pad_h, s.pad_w, s.dil_h, s.dil_w, s.groups) = g
-    return s
-
-
-def conv2d_forward(floating[::1] out, const floating[::1] x, const floating[::1] w,
-                   const floating[::1] bias, tuple sizes):
-    cdef ck.Conv2dSizes s = _sizes(sizes)
-    cdef const floating* b = NULL
-    if bias is not None:
-        b = &bias[0]
-    with nogil:
-        ck.conv2d_forward(&out[0], &x[0], &w[0], b, s)
-
-
-def conv2d_backward_data(floating[::1] grad_x, const floating[::1] grad_out,
-                         const floating[::1] w, tuple sizes):
-    cdef ck.Conv2dSizes s = _sizes(sizes)
-    with nogil:
-        ck.conv2d_backward_data(&grad_x[0], &grad_out[0], &w[0], s)
-
-
-def conv2d_backward_weight(floating[::1] grad_w, const floating[::1] grad_out,
-                           const floating[::1] x, tuple sizes):
-    cdef ck.Conv2dSizes s = _sizes(sizes)
-    with nogil:
-        ck.conv2d_backward_weight(&grad_w[0], &grad_out[0], &x[0], s)
+include "conv2d.pxi"

@@ -1,0 +1,89 @@
+"""Benchmark set-up: thread counts, import paths, and what machine the numbers came from.
+
+    --threads N   threads for convkit AND torch (default 2), set once at session start
+
+Machine info written into the --benchmark-json file (besides pytest-benchmark's own):
+convkit version / cpu_isa / threads / OpenMP, numpy and torch versions and threads, CPU model.
+The same threads and cpu_isa also go into every benchmark's extra_info (fixture `bench_info`).
+
+Run: cd /work/main && python -m pytest bench/bench_conv2d.py --benchmark-only \
+         --benchmark-json=/tmp/b.json -p no:cacheprovider
+"""
+import os
+import platform
+import sys
+
+import pytest
+
+_BENCH = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_BENCH)
+
+# Benchmark the BUILT package (site-packages), never the bare source folder, which has no
+# compiled kernels: `python -m pytest` puts the current directory first on sys.path, so the
+# checkout's root is dropped (as tests/conftest.py does). The bench folder goes first so the
+# bench modules can import shared helpers under --import-mode=importlib from any cwd.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
+if _BENCH not in sys.path:
+    sys.path.insert(0, _BENCH)
+
+try:
+    import convkit
+    from convkit import _cpu  # noqa: F401  (the compiled module must be there)
+except ImportError as exc:  # pragma: no cover - a set-up error, reported once
+    raise pytest.UsageError(
+        f"convkit is not built/installed ({exc}); run `pip install --no-build-isolation .` "
+        f"in {_ROOT} first (see README.md)") from None
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # torch benchmarks skip themselves (pytest.importorskip)
+    torch = None
+
+
+def pytest_addoption(parser):
+    parser.addoption("--threads", type=int, default=2, metavar="N",
+                     help="threads for convkit and torch in the benchmarks (default 2)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backward: conv backward-pass benchmarks (-m backward)")
+    n = config.getoption("threads")
+    if n < 1:
+        raise pytest.UsageError(f"--threads must be positive, got {n}")
+    convkit.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@pytest.fixture(scope="session")
+def bench_info():
+    """Run settings that every benchmark copies into its extra_info."""
+    return {"threads": convkit.get_num_threads(), "cpu_isa": convkit.cpu_isa()}
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["cpu_model"] = _cpu_model()
+    machine_info["logical_cpus"] = os.cpu_count()
+    machine_info["convkit"] = {
+        "version": convkit.__version__,
+        "cpu_isa": convkit.cpu_isa(),
+        "threads": convkit.get_num_threads(),
+        "openmp": convkit.openmp_enabled(),
+        "path": os.path.dirname(convkit.__file__),
+    }
+    machine_info["numpy"] = np.__version__
+    machine_info["torch"] = (None if torch is None else
+                             {"version": torch.__version__, "threads": torch.get_num_threads()})

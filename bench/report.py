@@ -1,0 +1,124 @@
+"""Markdown tables from a pytest-benchmark JSON of bench/bench_conv2d.py (for bench/RESULTS.md).
+
+Per layer and batch: convkit and torch median ms, the ratio convkit/torch (> 1: convkit is
+slower), GFLOP/s of each; then the same summed over each model's conv layers. Reads only
+the JSON (extra_info written by the benchmarks), so it works on any saved run.
+
+Run: cd /work/main && python -m pytest bench/bench_conv2d.py --benchmark-only \
+         --benchmark-json=/tmp/b.json -p no:cacheprovider
+     python bench/report.py /tmp/b.json [> bench/RESULTS.md]
+"""
+import argparse
+import json
+import statistics
+import sys
+
+IMPLS = ("convkit", "torch")
+
+
+def _rows(benchmarks):
+    """{(pass, layer, batch): {impl: benchmark}} in run order; layer -> model; model -> #layers."""
+    rows, models, n_layers = {}, {}, {}
+    for b in benchmarks:
+        info = b.get("extra_info", {})
+        if info.get("op") != "conv2d" or "gflops" not in info:
+            continue
+        rows.setdefault((info["pass"], info["layer"], info["batch"]), {})[info["impl"]] = b
+        models[info["layer"]] = info["model"]
+        n_layers[info["model"]] = info.get("model_layers", "?")
+    return rows, models, n_layers
+
+
+def _ms(b):
+    return b["stats"]["median"] * 1e3
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def _cells(convkit_s, torch_s, flops):
+    """ms, ms, ratio, GFLOP/s, GFLOP/s for summed medians in seconds (None: not measured)."""
+    ratio = convkit_s / torch_s if convkit_s and torch_s else None
+    gf = [flops / t / 1e9 if t else None for t in (convkit_s, torch_s)]
+    return [_fmt(convkit_s and convkit_s * 1e3, ".2f"), _fmt(torch_s and torch_s * 1e3, ".2f"),
+            _fmt(ratio, ".2f"), _fmt(gf[0], ".1f"), _fmt(gf[1], ".1f")]
+
+
+def _header(data):
+    mi = data.get("machine_info", {})
+    ck, tv = mi.get("convkit") or {}, mi.get("torch") or {}
+    lines = [f"CPU: {mi.get('cpu_model', '?')} ({mi.get('logical_cpus', '?')} logical CPUs); "
+             f"threads: convkit {ck.get('threads', '?')}, torch {tv.get('threads', '-')}; "
+             f"convkit {ck.get('version', '?')} cpu_isa={ck.get('cpu_isa', '?')}; "
+             f"torch {tv.get('version', 'not installed')}; numpy {mi.get('numpy', '?')}; "
+             f"run {data.get('datetime', '?')[:19]}"]
+    return lines
+
+
+def _notes(rows):
+    faults = {impl: [] for impl in IMPLS}
+    errs, rounds = [], set()
+    for (pass_, _, _), by_impl in rows.items():
+        for impl, b in by_impl.items():
+            errs.append(b["extra_info"].get("max_rel_err", float("nan")))
+            rounds.add(b["stats"]["rounds"])
+            if pass_ == "forward":
+                faults[impl].append(b["extra_info"].get("minor_faults_per_call", 0))
+    fl = ", ".join(f"{impl} {statistics.median(v):.0f}" for impl, v in faults.items() if v)
+    return [f"Median of {'/'.join(str(r) for r in sorted(rounds))} timed rounds after one warm-up "
+            f"call; ratio = convkit ms / torch ms (< 1: convkit faster). FLOPs: forward 2*MACs, "
+            f"backward 4*MACs (grad_x + grad_w).",
+            "Output memory: convkit forward writes into a preallocated out= array; torch "
+            "allocates its output on every call (no caching allocator on CPU); backward: both "
+            f"allocate. Minor page faults per forward call (median): {fl or '-'}.",
+            f"Every result checked after timing against a float64 reference: largest max "
+            f"relative error {max(errs):.1e} (limit 1e-4)."]
+
+
+def report(data) -> str:
+    rows, models, n_layers = _rows(data.get("benchmarks", []))
+    if not rows:
+        return "no conv2d benchmarks with timings in this file (run with --benchmark-only)\n"
+    out = ["# conv2d: convkit vs PyTorch (CPU, float32)", ""] + _header(data) + [""] + _notes(rows)
+    cols = "| convkit ms | torch ms | convkit/torch | convkit GFLOP/s | torch GFLOP/s |"
+    for pass_ in ("forward", "backward"):
+        keys = [k for k in rows if k[0] == pass_]
+        if not keys:
+            continue
+        out += ["", f"## {pass_}", "", "| layer | batch " + cols, "|---|--:" + "|--:" * 5 + "|"]
+        for key in keys:
+            by_impl = rows[key]
+            flops = next(iter(by_impl.values()))["extra_info"]["flops"]
+            secs = [by_impl[i]["stats"]["median"] if i in by_impl else None for i in IMPLS]
+            out.append(f"| {key[1]} | {key[2]} | " + " | ".join(_cells(*secs, flops)) + " |")
+    # per model: sum the medians of the layers measured with both libraries
+    sums = {}
+    for (pass_, layer, batch), by_impl in rows.items():
+        if all(i in by_impl for i in IMPLS):
+            s = sums.setdefault((models[layer], pass_, batch), [0.0, 0.0, 0, 0])
+            s[0] += by_impl["convkit"]["stats"]["median"]
+            s[1] += by_impl["torch"]["stats"]["median"]
+            s[2] += by_impl["convkit"]["extra_info"]["flops"]
+            s[3] += 1
+    if sums:
+        out += ["", "## per model (conv layers summed; 'layers': measured with both / in the model)",
+                "", "| model | pass | batch | layers " + cols, "|---|---|--:|--:" + "|--:" * 5 + "|"]
+        order = list(dict.fromkeys(models.values()))
+        for key in sorted(sums, key=lambda k: (k[1] != "forward", order.index(k[0]), k[2])):
+            (model, pass_, batch), (ck, tv, flops, k) = key, sums[key]
+            out.append(f"| {model} | {pass_} | {batch} | {k} of {n_layers.get(model, '?')} | "
+                       + " | ".join(_cells(ck, tv, flops)) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json", help="file written by pytest --benchmark-json=FILE")
+    args = ap.parse_args(argv)
+    with open(args.json) as f:
+        sys.stdout.write(report(json.load(f)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""Dispatch on the array type: numpy -> convkit.cpu.<family>, cupy -> the CUDA backend."""
+from __future__ import annotations
+
+import importlib
+
+from .._shapes import array_module_name
+
+
+def backend(fn: str, x, family: str):
+    """The backend module of an op family for x's array type (arguments already share it)."""
+    if array_module_name(x) == "cupy":
+        raise NotImplementedError(f"{fn}: the CUDA backend is not part of this build yet; "
+                                  f"pass numpy arrays (cupy.asnumpy) to run on the CPU")
+    return importlib.import_module(f"convkit.cpu.{family}")

@@ -1,0 +1,31 @@
+# pyx/conv2d.pxi -- bindings of src/conv2d.hpp (included by _cpu.pyx).
+
+cdef ck.Conv2dSizes _sizes(tuple g):
+    cdef ck.Conv2dSizes s
+    (s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.oh, s.ow, s.stride_h, s.stride_w,
+     s.pad_h, s.pad_w, s.dil_h, s.dil_w, s.groups) = g
+    return s
+
+
+def conv2d_forward(floating[::1] out, const floating[::1] x, const floating[::1] w,
+                   const floating[::1] bias, tuple sizes):
+    cdef ck.Conv2dSizes s = _sizes(sizes)
+    cdef const floating* b = NULL
+    if bias is not None:
+        b = &bias[0]
+    with nogil:
+        ck.conv2d_forward(&out[0], &x[0], &w[0], b, s)
+
+
+def conv2d_backward_data(floating[::1] grad_x, const floating[::1] grad_out,
+                         const floating[::1] w, tuple sizes):
+    cdef ck.Conv2dSizes s = _sizes(sizes)
+    with nogil:
+        ck.conv2d_backward_data(&grad_x[0], &grad_out[0], &w[0], s)
+
+
+def conv2d_backward_weight(floating[::1] grad_w, const floating[::1] grad_out,
+                           const floating[::1] x, tuple sizes):
+    cdef ck.Conv2dSizes s = _sizes(sizes)
+    with nogil:
+        ck.conv2d_backward_weight(&grad_w[0], &grad_out[0], &x[0], s)
