@@ -209,3 +209,18 @@ def conv_as_2d(g: ConvGeometry) -> ConvGeometry:
     return g._replace(in_size=one + g.in_size, kernel=one + g.kernel, stride=one + g.stride,
                       pad=(0,) + g.pad, pad_total=(0,) + g.pad_total, dilation=one + g.dilation,
                       out_size=one + g.out_size)
+
+
+# --------------------------------------------------------------------------- pool: max/avg pooling 1-D/2-D, adaptive pooling, global pooling
+
+
+# --------------------------------------------------------------------------- resample: max-unpooling and upsampling (nearest, bed of nails, bilinear)
+
+
+# --------------------------------------------------------------------------- norm: batch norm, fold_batch_norm, group/layer/instance norm, local response norm
+
+
+# --------------------------------------------------------------------------- transpose: transposed convolution (conv_transpose1d/2d) and depthwise convolution
+
+
+# --------------------------------------------------------------------------- dense: linear, relu, dropout, flatten, log_softmax, cross_entropy

@@ -44,3 +44,8 @@ def set_isa(str name):
 
 
 include "conv2d.pxi"
+include "pool.pxi"
+include "resample.pxi"
+include "norm.pxi"
+include "transpose.pxi"
+include "dense.pxi"

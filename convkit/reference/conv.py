@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _shapes
+from .. import _shapes
 
 __all__ = [
     "conv1d", "conv2d",
