@@ -224,3 +224,141 @@ def conv_as_2d(g: ConvGeometry) -> ConvGeometry:
 
 
 # --------------------------------------------------------------------------- dense: linear, relu, dropout, flatten, log_softmax, cross_entropy
+
+class LinearGeometry(NamedTuple):
+    """x (..., K) -> y (..., N): m = product of x's leading dimensions (1 for 1-D x)."""
+    m: int
+    in_features: int     # K
+    out_features: int    # N
+    out_shape: tuple     # x.shape[:-1] + (N,)
+
+
+def linear_geometry(fn: str, x_shape, w_shape) -> LinearGeometry:
+    """Validate linear's shapes: x (..., in_features), weight (out_features, in_features)."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    if len(x_shape) < 1:
+        raise ValueError(f"{fn}: x must have at least 1 dimension (..., in_features), got shape {x_shape}")
+    if len(w_shape) != 2:
+        raise ValueError(f"{fn}: weight must be 2-D (out_features, in_features), got shape {w_shape}")
+    n, k = w_shape
+    if x_shape[-1] != k:
+        raise ValueError(f"{fn}: x has {x_shape[-1]} input features (last dimension of shape {x_shape}) "
+                         f"but weight expects {k} (weight shape {w_shape})")
+    m = 1
+    for d in x_shape[:-1]:
+        m *= d
+    return LinearGeometry(m, k, n, x_shape[:-1] + (n,))
+
+
+def check_same_shape(fn: str, name_a: str, a, name_b: str, b):
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{fn}: {name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
+                         f"they must match")
+
+
+def normalize_dim(fn: str, name: str, dim, ndim: int) -> int:
+    """A dimension index in [-ndim, ndim) (a 0-D array counts as 1-D, as in PyTorch) -> [0, ndim)."""
+    dim = as_int(fn, name, dim)
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(f"{fn}: {name}={dim} is out of range for a {ndim}-D input "
+                         f"(expected {-n} to {n - 1})")
+    return dim % n
+
+
+def flatten_shape(fn: str, shape, start_dim, end_dim) -> tuple:
+    """torch.flatten's result shape: dims start_dim..end_dim (inclusive) merged into one."""
+    shape = tuple(shape)
+    start = normalize_dim(fn, "start_dim", start_dim, len(shape))
+    end = normalize_dim(fn, "end_dim", end_dim, len(shape))
+    if start > end:
+        raise ValueError(f"{fn}: start_dim={start_dim} comes after end_dim={end_dim} "
+                         f"for a {len(shape)}-D input of shape {shape}")
+    if not shape:                  # a 0-D array flattens to 1 element
+        return (1,)
+    merged = 1
+    for d in shape[start:end + 1]:
+        merged *= d
+    return shape[:start] + (merged,) + shape[end + 1:]
+
+
+def reduction_view(shape, dim: int) -> tuple:
+    """(outer, size, inner) of an array reduced along dim (already normalised)."""
+    shape = tuple(shape) or (1,)
+    outer = inner = 1
+    for d in shape[:dim]:
+        outer *= d
+    for d in shape[dim + 1:]:
+        inner *= d
+    return outer, shape[dim], inner
+
+
+def unit_float(fn: str, name: str, value) -> float:
+    """A real number in [0, 1] as float (dropout's p, label_smoothing); TypeError for a
+    non-number or bool, ValueError outside the interval (NaN included)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a float in [0, 1], got {value!r}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{fn}: {name} must be in [0, 1], got {value!r}")
+    return value
+
+
+def check_mask(fn: str, mask, shape):
+    """A dropout keep-mask: bool or uint8 array (0/1) of the given shape."""
+    if array_module_name(mask) is None:
+        raise TypeError(f"{fn}: mask must be a numpy or cupy ndarray, got {type(mask).__name__}")
+    if mask.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
+        raise TypeError(f"{fn}: mask must have dtype bool or uint8, got {mask.dtype}")
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{fn}: mask has shape {tuple(mask.shape)} but grad_out has shape {tuple(shape)}")
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(fn: str, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+class CrossEntropyGeometry(NamedTuple):
+    """logits (N, C, d1, ...) seen as (n, classes, inner); target and per-element loss (N, d1, ...)."""
+    n: int
+    classes: int
+    inner: int
+    target_shape: tuple
+
+
+def cross_entropy_geometry(fn: str, logits, target, ignore_index: int) -> CrossEntropyGeometry:
+    """Validate class-index targets against logits (N, C, d1, ...) or unbatched (C,)."""
+    logits_shape = tuple(logits.shape)
+    if array_module_name(target) is None:
+        raise TypeError(f"{fn}: target must be a numpy or cupy ndarray, got {type(target).__name__}")
+    if array_module_name(target) != array_module_name(logits):
+        raise TypeError(f"{fn}: logits is a {array_module_name(logits)} array but target is a "
+                        f"{array_module_name(target)} array; convkit never moves data between devices")
+    if native_dtype(target) != np.dtype(np.int64):
+        extra = " (class probabilities are not supported)" if target.dtype.kind == "f" else ""
+        raise TypeError(f"{fn}: target must be an int64 array of class indices, got dtype {target.dtype}{extra}")
+    if len(logits_shape) < 1:
+        raise ValueError(f"{fn}: logits must be (N, C), (N, C, d1, ...) or unbatched (C,), got shape ()")
+    if len(logits_shape) == 1:
+        n, classes, rest = 1, logits_shape[0], ()
+        expected = ()
+    else:
+        n, classes, rest = logits_shape[0], logits_shape[1], logits_shape[2:]
+        expected = (n,) + rest
+    if tuple(target.shape) != expected:
+        raise ValueError(f"{fn}: target must have shape {expected} for logits of shape {logits_shape}, "
+                         f"got {tuple(target.shape)}")
+    bad = ((target < 0) | (target >= classes)) & (target != ignore_index)
+    if bad.any():
+        value = int(target[bad].reshape(-1)[0])
+        raise ValueError(f"{fn}: target value {value} is out of range for {classes} classes "
+                         f"(expected 0 to {classes - 1}, or ignore_index={ignore_index})")
+    inner = 1
+    for d in rest:
+        inner *= d
+    return CrossEntropyGeometry(n, classes, inner, expected)
+
