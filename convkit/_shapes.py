@@ -314,6 +314,18 @@ def check_mask(fn: str, mask, shape):
         raise ValueError(f"{fn}: mask has shape {tuple(mask.shape)} but grad_out has shape {tuple(shape)}")
 
 
+def scalar_value(fn: str, name: str, value, context: str) -> float:
+    """A number, or an array holding exactly one element, as float (e.g. the upstream
+    gradient of a reduced loss); TypeError for anything else, ValueError for more elements."""
+    if array_module_name(value) is not None:
+        if value.size != 1:
+            raise ValueError(f"{fn}: {name} must be a scalar for {context}, got shape {tuple(value.shape)}")
+        return float(value.reshape(()))
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a number or an array, got {type(value).__name__}")
+    return float(value)
+
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -352,8 +364,9 @@ def cross_entropy_geometry(fn: str, logits, target, ignore_index: int) -> CrossE
     if tuple(target.shape) != expected:
         raise ValueError(f"{fn}: target must have shape {expected} for logits of shape {logits_shape}, "
                          f"got {tuple(target.shape)}")
-    bad = ((target < 0) | (target >= classes)) & (target != ignore_index)
-    if bad.any():
+    in_range = target.size == 0 or (int(target.min()) >= 0 and int(target.max()) < classes)
+    bad = None if in_range else ((target < 0) | (target >= classes)) & (target != ignore_index)
+    if bad is not None and bad.any():
         value = int(target[bad].reshape(-1)[0])
         raise ValueError(f"{fn}: target value {value} is out of range for {classes} classes "
                          f"(expected 0 to {classes - 1}, or ignore_index={ignore_index})")

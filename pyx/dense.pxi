@@ -3,22 +3,30 @@
 # reshape and needs no kernel.
 from libc.stdint cimport uint8_t
 
+# The C++ names are given as strings: the Python-visible wrappers below take the plain names.
 cdef extern from "matmul.hpp" namespace "convkit" nogil:
     cdef struct LinearSizes:
         int64_t m, in_features, out_features
-    void _linear_forward "convkit::linear_forward"[T](T* y, const T* x, const T* w, const T* bias, const LinearSizes& s) except +
-    void _linear_backward_data "convkit::linear_backward_data"[T](T* grad_x, const T* grad_y, const T* w, const LinearSizes& s) except +
-    void _linear_backward_weight "convkit::linear_backward_weight"[T](T* grad_w, const T* grad_y, const T* x, const LinearSizes& s) except +
-    void _linear_backward_bias "convkit::linear_backward_bias"[T](T* grad_b, const T* grad_y, const LinearSizes& s) except +
+    void _linear_forward "convkit::linear_forward"[T](
+        T* y, const T* x, const T* w, const T* bias, const LinearSizes& s) except +
+    void _linear_backward_data "convkit::linear_backward_data"[T](
+        T* grad_x, const T* grad_y, const T* w, const LinearSizes& s) except +
+    void _linear_backward_weight "convkit::linear_backward_weight"[T](
+        T* grad_w, const T* grad_y, const T* x, const LinearSizes& s) except +
+    void _linear_backward_bias "convkit::linear_backward_bias"[T](
+        T* grad_b, const T* grad_y, const LinearSizes& s) except +
 
 cdef extern from "activation.hpp" namespace "convkit" nogil:
     cdef struct ElementwiseSizes:
         int64_t count
         double scale
     void _relu_forward "convkit::relu_forward"[T](T* y, const T* x, const ElementwiseSizes& s) except +
-    void _relu_backward "convkit::relu_backward"[T](T* grad_x, const T* grad_y, const T* x, const ElementwiseSizes& s) except +
-    void _dropout_forward "convkit::dropout_forward"[T](T* y, const T* x, const uint8_t* keep, const ElementwiseSizes& s) except +
-    void _dropout_backward "convkit::dropout_backward"[T](T* grad_x, const T* grad_y, const uint8_t* keep, const ElementwiseSizes& s) except +
+    void _relu_backward "convkit::relu_backward"[T](
+        T* grad_x, const T* grad_y, const T* x, const ElementwiseSizes& s) except +
+    void _dropout_forward "convkit::dropout_forward"[T](
+        T* y, const T* x, const uint8_t* keep, const ElementwiseSizes& s) except +
+    void _dropout_backward "convkit::dropout_backward"[T](
+        T* grad_x, const T* grad_y, const uint8_t* keep, const ElementwiseSizes& s) except +
 
 cdef extern from "softmax.hpp" namespace "convkit" nogil:
     cdef struct SoftmaxSizes:
@@ -26,10 +34,13 @@ cdef extern from "softmax.hpp" namespace "convkit" nogil:
         int64_t ignore_index
         double label_smoothing
     void _log_softmax_forward "convkit::log_softmax_forward"[T](T* y, const T* x, const SoftmaxSizes& s) except +
-    void _log_softmax_backward "convkit::log_softmax_backward"[T](T* grad_x, const T* grad_y, const T* y, const SoftmaxSizes& s) except +
-    void _cross_entropy_forward "convkit::cross_entropy_forward"[T](T* loss, const T* logits, const int64_t* target, const SoftmaxSizes& s) except +
-    void _cross_entropy_backward "convkit::cross_entropy_backward"[T](T* grad_logits, const T* logits, const int64_t* target,
-                                   const T* row_scale, const SoftmaxSizes& s) except +
+    void _log_softmax_backward "convkit::log_softmax_backward"[T](
+        T* grad_x, const T* grad_y, const T* y, const SoftmaxSizes& s) except +
+    void _cross_entropy_forward "convkit::cross_entropy_forward"[T](
+        T* loss, const T* logits, const int64_t* target, const SoftmaxSizes& s) except +
+    void _cross_entropy_backward "convkit::cross_entropy_backward"[T](
+        T* grad_logits, const T* logits, const int64_t* target, const T* row_scale,
+        const SoftmaxSizes& s) except +
 
 
 # ------------------------------------------------------------------ linear: sizes (M, K, N)

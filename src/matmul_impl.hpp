@@ -1,20 +1,23 @@
 // convkit/src/matmul_impl.hpp -- C (m x n) = A (m x k) * B (k x n) (+ bias), for one instruction set.
 //
-// Two algorithms, chosen from the sizes and strides alone (never from the thread count):
+// Three algorithms, chosen from the sizes and strides alone (never from the thread count):
 //   dot     m <= kDotMaxRows and both operands contiguous along k (a_col == 1, b_row == 1):
-//           the linear layer's forward pass at small batch, where B = W^T is read once
+//           the linear layer's forward pass up to batch 64, where B = W^T is read once
 //           from memory and reused only m times. No packing: each C element is a
 //           vectorised dot product of an A row and a B column (= a W row). Tasks are
 //           ranges of columns (W rows); inside a task the k axis is cut into kDotKBlock
 //           pieces so the A rows of a piece stay in L1 while the task's W rows stream.
+//   axpy    m <= kAxpyMaxRows and B's rows contiguous (b_col == 1): backward-data at batch
+//           1-3, where the packed path would compute a whole MR-row tile per row. C row
+//           tiles in registers, B (= W) rows streamed unpacked, k cut into kAxpyKBlock pieces.
 //   packed  everything else: the BLIS-style engine of gemm.hpp. Tasks are tiles of C
 //           (row blocks of kRowBlock rows x column blocks of column_block() columns);
 //           each task packs its own A rows and B columns per KC block (any strides:
-//           pack_a / pack_b gather), then runs the register-tile micro-kernel.
+//           pack_a, pack_b_panels), then runs gemm.hpp's register-tile micro-kernel.
 //
 // Writes: C is fully OVERWRITTEN (k == 0 gives bias or zeros), never accumulated into.
 // Determinism: each C element is computed by exactly one task, k summed in a fixed order
-// (KC / kDotKBlock blocks in ascending order, each block in a fixed lane order), so the
+// (KC / kDotKBlock / kAxpyKBlock blocks in ascending order, each in a fixed lane order), so the
 // result does not depend on the thread count or on which thread runs a task.
 #pragma once
 #include <vector>
@@ -53,7 +56,7 @@ template <int IR> constexpr int kDotColumns = IR == 1 ? 8 : IR == 2 ? 6 : 4;   /
 #else
 template <int IR> constexpr int kDotColumns = IR == 1 ? 8 : IR == 2 ? 5 : 3;   // SSE: no FMA, a product temporary
 #endif
-constexpr index_t kDotMaxRows = 16;         // m up to this uses the dot path
+constexpr index_t kDotMaxRows = 64;         // m up to this uses the dot path (measured: >= packed)
 constexpr index_t kDotColumnsPerTask = 16;  // W rows per task: their k piece stays in L2
 template <class T> constexpr index_t kDotKBlock = 8192 / sizeof(T);   // one A row piece: 8 KiB
 
@@ -149,6 +152,99 @@ void matmul_dot(T* c, const T* a, const T* b, const T* bias, const MatmulSizes& 
     }
 }
 
+// ---------------------------------------------------------------------------- axpy path
+
+// m <= kAxpyMaxRows rows of C with B's rows contiguous (b_col == 1): the linear layer's
+// backward-data at batch 1-3, grad_x = grad_y * W. Each C row is a sum of B rows scaled
+// by A entries, so W is streamed row by row, unpacked, into IR x VB register tiles (the
+// packed path would compute MR rows to use one). Tasks are column ranges of C; the k
+// axis is cut into kAxpyKBlock pieces so a task's piece of W stays in L2 across the rows.
+constexpr index_t kAxpyMaxRows = 3;
+constexpr index_t kAxpyKBlock = 256;
+template <int IR> constexpr int kAxpyVectors = IR == 1 ? 12 : IR == 2 ? 6 : 4;   // 12 accumulators
+template <class T> constexpr index_t kAxpyColumnsPerTask = 2 * kAxpyVectors<1> * Tile<T>::VL;
+
+// C tile (IR rows, ncols <= VB*VL columns) (=|+=) A (IR x kb, any strides) * B (kb x ncols,
+// rows at stride ldb). A full tile lives in registers; the ragged last tile of a row is
+// accumulated in a local array instead.
+template <class T, int IR, int VB>
+inline void axpy_tile(T* c, index_t ldc, const T* a, index_t a_row, index_t a_col, const T* b, index_t ldb,
+                      index_t kb, index_t ncols, bool accumulate) {
+    using V = typename Vec<T>::type;
+    constexpr int VL = Tile<T>::VL, W = VB * VL;
+    if (ncols < W) {
+        T acc[IR][W];
+        for (int i = 0; i < IR; ++i)
+            for (index_t j = 0; j < ncols; ++j) acc[i][j] = accumulate ? c[i * ldc + j] : T(0);
+        for (index_t p = 0; p < kb; ++p)
+            for (int i = 0; i < IR; ++i) {
+                const T ai = a[i * a_row + p * a_col];
+                for (index_t j = 0; j < ncols; ++j) acc[i][j] += ai * b[p * ldb + j];
+            }
+        for (int i = 0; i < IR; ++i)
+            for (index_t j = 0; j < ncols; ++j) c[i * ldc + j] = acc[i][j];
+        return;
+    }
+    V acc[IR][VB];
+#pragma GCC unroll 16
+    for (int i = 0; i < IR; ++i)
+#pragma GCC unroll 16
+        for (int v = 0; v < VB; ++v) {
+            acc[i][v] = V{};
+            if (accumulate) std::memcpy(&acc[i][v], c + i * ldc + v * VL, sizeof(V));
+        }
+    for (index_t p = 0; p < kb; ++p) {
+        T ai[IR];
+#pragma GCC unroll 16
+        for (int i = 0; i < IR; ++i) ai[i] = a[i * a_row + p * a_col];
+#pragma GCC unroll 16
+        for (int v = 0; v < VB; ++v) {
+            V bv;
+            std::memcpy(&bv, b + p * ldb + v * VL, sizeof(V));
+#pragma GCC unroll 16
+            for (int i = 0; i < IR; ++i) acc[i][v] += ai[i] * bv;
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < IR; ++i)
+#pragma GCC unroll 16
+        for (int v = 0; v < VB; ++v) std::memcpy(c + i * ldc + v * VL, &acc[i][v], sizeof(V));
+}
+
+// C rows [0, IR) x columns [j0, j1) (=|+=) one k piece, in tiles of kAxpyVectors<IR> vectors.
+template <class T, int IR>
+void axpy_rows(T* c, const T* a, const T* b, const MatmulSizes& s, index_t j0, index_t j1, index_t kb,
+               bool accumulate) {
+    constexpr index_t W = kAxpyVectors<IR> * Tile<T>::VL;
+    for (index_t j = j0; j < j1; j += W)
+        axpy_tile<T, IR, kAxpyVectors<IR>>(c + j, s.n, a, s.a_row, s.a_col, b + j, s.b_row, kb,
+                                           std::min(W, j1 - j), accumulate);
+}
+
+template <class T>
+void matmul_axpy(T* c, const T* a, const T* b, const T* bias, const MatmulSizes& s) {
+    // c (m <= 3 x n) = a (m x k, any strides) * b (k x n, rows at stride b_row) + bias
+    constexpr index_t KB = kAxpyKBlock, JW = kAxpyColumnsPerTask<T>;
+    const index_t tasks = ceil_div(s.n, JW);
+#pragma omp parallel for num_threads(matmul_threads(s)) schedule(dynamic)
+    for (index_t task = 0; task < tasks; ++task) {
+        const index_t j0 = task * JW, j1 = std::min(s.n, j0 + JW);
+        for (index_t p0 = 0; p0 < s.k; p0 += KB) {
+            const index_t kb = std::min(KB, s.k - p0);
+            const T* ap = a + p0 * s.a_col;
+            const T* bp = b + p0 * s.b_row;
+            switch (s.m) {
+                case 3: axpy_rows<T, 3>(c, ap, bp, s, j0, j1, kb, p0 > 0); break;
+                case 2: axpy_rows<T, 2>(c, ap, bp, s, j0, j1, kb, p0 > 0); break;
+                default: axpy_rows<T, 1>(c, ap, bp, s, j0, j1, kb, p0 > 0); break;
+            }
+        }
+        if (bias)
+            for (index_t i = 0; i < s.m; ++i)
+                for (index_t j = j0; j < j1; ++j) c[i * s.n + j] += bias[j];
+    }
+}
+
 // --------------------------------------------------------------------------- packed path
 
 template <class T> constexpr index_t kRowBlock = 16 * Tile<T>::MR;   // rows of C per task
@@ -227,6 +323,7 @@ void matmul(T* c, const T* a, const T* b, const T* bias, const MatmulSizes& s) {
         return;
     }
     if (s.m <= kDotMaxRows && s.a_col == 1 && s.b_row == 1) matmul_dot(c, a, b, bias, s);
+    else if (s.m <= kAxpyMaxRows && s.b_col == 1) matmul_axpy(c, a, b, bias, s);
     else matmul_packed(c, a, b, bias, s);
 }
 

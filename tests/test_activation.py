@@ -156,6 +156,27 @@ def test_dropout_inf_nan_like_torch():
     np.testing.assert_array_equal(y, [np.inf, np.nan, np.nan, 2.0])
 
 
+def test_dropout_and_flatten_finite_differences(rng):
+    """Backward passes against central differences of L = sum(f(x) * r), the mask held fixed."""
+    x = rng.standard_normal((3, 4, 2))
+    cases = [
+        (lambda z: convkit.dropout(z, 0.3, rng=np.random.default_rng(9)),
+         lambda r: convkit.dropout_backward(r, convkit.dropout(x, 0.3, rng=np.random.default_rng(9),
+                                                               return_mask=True)[1], 0.3), x.shape),
+        (lambda z: convkit.flatten(z, 0, 1), lambda r: convkit.flatten_backward(r, x.shape), (12, 2)),
+    ]
+    eps = 1e-6
+    for forward, backward, out_shape in cases:
+        r = rng.standard_normal(out_shape)
+        grad = backward(r)
+        for i in range(x.size):
+            d = np.zeros(x.size)
+            d[i] = eps
+            d = d.reshape(x.shape)
+            numeric = ((forward(x + d) * r).sum() - (forward(x - d) * r).sum()) / (2 * eps)
+            assert abs(numeric - grad.flat[i]) <= 1e-6 * max(1.0, abs(numeric))
+
+
 def test_dropout_deterministic_across_thread_counts(rng):
     x = rng.standard_normal(300_000).astype(np.float32)
     before = convkit.get_num_threads()

@@ -1,7 +1,8 @@
 """linear / linear_backward on every backend and CPU instruction set, against convkit.reference.
 
-The grid covers both matmul algorithms of src/matmul_impl.hpp: the dot path (at most 16
-rows) and the packed path (more rows), with k-block, row-block and column-block edges.
+The grid covers the three matmul algorithms of src/matmul_impl.hpp: the dot path (forward,
+at most 64 rows), the axpy path (backward-data, at most 3 rows) and the packed path
+(everything else), with k-block, row-block and column-block edges.
 Run: python -m pytest tests/test_linear.py    Bench: python -m pytest bench/bench_dense.py -k linear
 """
 import numpy as np
@@ -15,13 +16,15 @@ from helpers import assert_close
 # (x shape, out_features, with bias)
 GRID = [
     ((4, 6), 5, True),
-    ((1, 7), 3, False),             # one row: the GEMV case of the dot path
+    ((1, 7), 3, False),             # one row: the GEMV case of the dot path (and axpy backward)
+    ((2, 40), 300, True),           # axpy backward-data with N over its k block (256)
     ((7,), 4, True),                # 1-D x
     ((2, 3, 9), 6, True),           # 3-D x: leading dims are rows
-    ((16, 33), 17, True),           # the largest dot-path batch, odd sizes
-    ((17, 33), 17, True),           # the smallest packed-path batch
+    ((16, 33), 17, True),           # odd sizes, dot path: 5 groups of 3 rows + 1
+    ((64, 33), 17, True),           # the largest dot-path batch
+    ((65, 33), 17, True),           # the smallest packed-path batch
     ((3, 2100), 5, True),           # K over the dot path's k block (2048 float / 1024 double)
-    ((40, 300), 21, False),         # K over the packed k block (KC = 256)
+    ((70, 300), 21, False),         # K over the packed k block (KC = 256)
     ((23, 5), 300, True),           # N over one column block
     ((100, 9), 13, True),           # M over one row block (6 or 12 x 16)
     ((5, 1), 1, True),              # K = N = 1
@@ -59,9 +62,9 @@ def test_backward_matches_reference(backend, rng, cfg, dtype):
 
 def test_long_reduction_float32(rng):
     """AlexNet fc6's K = 9216 in float32 (a few output features): error stays ~1e-6."""
-    x = rng.standard_normal((16, 9216), dtype=np.float32)
+    x = rng.standard_normal((80, 9216), dtype=np.float32)
     w = rng.standard_normal((24, 9216), dtype=np.float32) / np.float32(96)
-    for rows in (1, 16, 20):    # dot path (GEMV and batch) and packed path
+    for rows in (1, 16, 80):    # dot path (GEMV and batch), packed path
         assert_close(convkit.linear(x[:rows], w), x[:rows].astype(np.float64) @ w.T.astype(np.float64),
                      np.float32)
 
@@ -121,6 +124,10 @@ def test_out_argument(rng):
     out = np.full((2, 3, 5), np.nan, np.float32)
     assert convkit.linear(x, w, b, out=out) is out
     assert_close(out, ref.linear(x, w, b), np.float32)
+    square = rng.standard_normal((8, 8)).astype(np.float32)   # out aliasing the input
+    want = ref.linear(square, square)
+    assert convkit.linear(square, square, out=square) is square
+    assert_close(square, want, np.float32)
     with pytest.raises(ValueError, match=r"linear: out must have shape \(2, 3, 5\), got \(6, 5\)"):
         convkit.linear(x, w, b, out=np.empty((6, 5), np.float32))
     with pytest.raises(ValueError, match="linear: out must have dtype float32, got float64"):
@@ -129,7 +136,7 @@ def test_out_argument(rng):
         convkit.linear(x, w, b, out=np.empty((2, 3, 10), np.float32)[..., ::2])
 
 
-@pytest.mark.parametrize("rows", [3, 30])   # dot path, packed path
+@pytest.mark.parametrize("rows", [3, 70])   # dot / axpy paths, packed path
 def test_finite_differences(rng, rows):
     """Gradients of L = sum(linear(x, w, b) * r) against central differences (float64)."""
     x, w, b = make_case(rng, ((rows, 6), 4, True), np.float64)

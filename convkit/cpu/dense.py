@@ -18,7 +18,14 @@ def _linear_sizes(g) -> tuple:
 
 
 def linear_forward(x, weight, bias, g, out=None):
-    """x (M, K) [any leading shape, M rows] x weight (N, K) -> y (M, N) in g.out_shape."""
+    """x (M, K) [any leading shape, M rows] x weight (N, K) -> y (M, N) in g.out_shape.
+
+    An `out` overlapping an input gets the result through a temporary (the kernel reads
+    x and weight while it writes y); elementwise and row-wise ops below need no such care.
+    """
+    if out is not None and any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias)):
+        out[...] = linear_forward(x, weight, bias, g)
+        return out
     y = empty(g.out_shape, x) if out is None else out
     if y.size == 0:
         return y
@@ -128,10 +135,11 @@ def cross_entropy_losses(logits, target, g, ignore_index, label_smoothing):
 
 
 def cross_entropy_backward(row_scale, logits, target, g, ignore_index, label_smoothing):
-    """grad_logits; row_scale (g.target_shape, broadcastable) = d loss_total / d loss_element."""
+    """grad_logits; row_scale (a number, or an array of g.target_shape) = d loss_total / d loss_element."""
     gx = empty(logits.shape, logits)
     if gx.size:
-        scale = np.broadcast_to(np.asarray(row_scale, dtype=gx.dtype), g.target_shape)
+        scale = (np.full(g.target_shape, row_scale, gx.dtype) if np.ndim(row_scale) == 0
+                 else np.asarray(row_scale, dtype=gx.dtype))
         _cpu.cross_entropy_backward(gx.reshape(-1), flat(logits), flat(target), flat(scale),
                                     (g.n, g.classes, g.inner), ignore_index, label_smoothing)
     return gx

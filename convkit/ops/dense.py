@@ -206,7 +206,7 @@ def cross_entropy(logits, target, reduction="mean", *, ignore_index=-100, label_
         return loss
     total = loss.sum(dtype=np.float64)
     if reduction == "mean":
-        count = int((target != ignore_index).sum())
+        count = int(np.count_nonzero(target != ignore_index))
         total = total / count if count else np.nan
     return np.asarray(total, dtype=loss.dtype)
 
@@ -229,13 +229,8 @@ def cross_entropy_backward(grad_out, logits, target, reduction="mean", *, ignore
     else:
         if S.array_module_name(grad_out) is not None:
             _check_floats(fn, logits=logits, grad_out=grad_out)
-            if grad_out.size != 1:
-                raise ValueError(f"{fn}: grad_out must be a scalar for reduction={reduction!r}, "
-                                 f"got shape {tuple(grad_out.shape)}")
-        elif isinstance(grad_out, (bool, np.bool_)) or not isinstance(grad_out, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{fn}: grad_out must be a number or an array, got {type(grad_out).__name__}")
-        scale = float(np.asarray(grad_out).reshape(()))
+        scale = S.scalar_value(fn, "grad_out", grad_out, f"reduction={reduction!r}")
         if reduction == "mean":
-            count = int((target != ignore_index).sum())
+            count = int(np.count_nonzero(target != ignore_index))
             scale = scale / count if count else 0.0   # no counted element: every gradient is 0
     return _backend(fn, logits).cross_entropy_backward(scale, logits, target, g, ignore_index, eps)
