@@ -304,14 +304,18 @@ def unit_float(fn: str, name: str, value) -> float:
     return value
 
 
-def check_mask(fn: str, mask, shape):
-    """A dropout keep-mask: bool or uint8 array (0/1) of the given shape."""
+def check_mask(fn: str, mask, grad_out):
+    """A dropout keep-mask for grad_out: a bool or uint8 array (nonzero = kept) of its shape
+    and array library."""
     if array_module_name(mask) is None:
         raise TypeError(f"{fn}: mask must be a numpy or cupy ndarray, got {type(mask).__name__}")
+    if array_module_name(mask) != array_module_name(grad_out):
+        raise TypeError(f"{fn}: grad_out is a {array_module_name(grad_out)} array but mask is a "
+                        f"{array_module_name(mask)} array; convkit never moves data between devices")
     if mask.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
         raise TypeError(f"{fn}: mask must have dtype bool or uint8, got {mask.dtype}")
-    if tuple(mask.shape) != tuple(shape):
-        raise ValueError(f"{fn}: mask has shape {tuple(mask.shape)} but grad_out has shape {tuple(shape)}")
+    if tuple(mask.shape) != tuple(grad_out.shape):
+        raise ValueError(f"{fn}: mask has shape {tuple(mask.shape)} but grad_out has shape {tuple(grad_out.shape)}")
 
 
 def scalar_value(fn: str, name: str, value, context: str) -> float:

@@ -126,7 +126,9 @@ void dot_rows(T* c, index_t ldc, const T* a, index_t lda, index_t ir, const T* b
 template <class T>
 void matmul_dot(T* c, const T* a, const T* b, const T* bias, const MatmulSizes& s) {
     // c (m x n) = a (m x k, rows at stride a_row) * b (k x n, columns at stride b_col) + bias
-    constexpr index_t KB = kDotKBlock<T>, JT = kDotColumnsPerTask, IR = kDotRowGroup;
+    constexpr index_t JT = kDotColumnsPerTask, IR = kDotRowGroup;
+    // One row group (GEMV-like): W rows are used once, so no k blocks: long sequential streams.
+    const index_t KB = s.m <= IR ? s.k : kDotKBlock<T>;
     const index_t tasks = ceil_div(s.n, JT);
 #pragma omp parallel for num_threads(matmul_threads(s)) schedule(dynamic)
     for (index_t task = 0; task < tasks; ++task) {

@@ -125,7 +125,7 @@ def dropout_backward(grad_out, mask, p):
     """grad_x = grad_out * (mask / (1 - p)) (times 0 for p == 1); mask from dropout(return_mask=True)."""
     fn = "dropout_backward"
     _check_floats(fn, grad_out=grad_out)
-    S.check_mask(fn, mask, grad_out.shape)
+    S.check_mask(fn, mask, grad_out)
     p = S.unit_float(fn, "p", p)
     return _backend(fn, grad_out).dropout_backward(grad_out, mask, p)
 
