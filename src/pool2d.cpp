@@ -1,0 +1,156 @@
+// convkit/src/pool2d.cpp -- portable pooling kernels: max-pool backward (a scatter through the
+// saved indices; also serves adaptive max pooling) and adaptive average / max pooling.
+//
+// Adaptive bins: output i of an axis with In inputs and Out outputs covers
+// [floor(i*In/Out), ceil((i+1)*In/Out)) (PyTorch's rule; neighbouring bins may overlap).
+// Adaptive max uses PyTorch's update rule, as max_pool2d (pool2d_impl.hpp): an element
+// replaces the running max when it is greater or NaN, in row-major order within the bin.
+//
+// Writes: out, indices and grad_x are fully OVERWRITTEN, never accumulated into.
+// Determinism: one plane per task, each plane computed by one thread in a fixed order.
+#include <algorithm>
+#include <limits>
+#include <vector>
+#include "pool2d.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace convkit {
+
+static int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static index_t bin_start(index_t i, index_t in, index_t out) { return i * in / out; }
+static index_t bin_end(index_t i, index_t in, index_t out) { return ceil_div((i + 1) * in, out); }
+
+template <class T>
+void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s) {
+    // grad_out, indices (planes, OH, OW) -> grad_x (planes, H, W); indices in [0, H*W) (checked in Python)
+    const index_t in_plane = s.h * s.w, out_plane = s.oh * s.ow;
+#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 16)
+    for (index_t plane = 0; plane < s.planes; ++plane) {
+        T* gx = grad_x + plane * in_plane;
+        const T* gy = grad_out + plane * out_plane;
+        const index_t* idx = indices + plane * out_plane;
+        std::fill(gx, gx + in_plane, T(0));
+        for (index_t j = 0; j < out_plane; ++j) gx[idx[j]] += gy[j];
+    }
+}
+
+// Sum of n contiguous values in double: four lanes (which GCC vectorises, converting as it
+// loads), added in a fixed order, so the result does not depend on the thread count.
+template <class T>
+static double contiguous_sum(const T* v, index_t n) {
+    double lane[4] = {0, 0, 0, 0};
+    index_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; ++k) lane[k] += double(v[i + k]);
+    double sum = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    for (; i < n; ++i) sum += double(v[i]);
+    return sum;
+}
+
+template <class T>
+void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
+    // x (planes, H, W) -> out (planes, OH, OW): bin means, summed in double
+    const int nt = num_threads();
+    std::vector<std::vector<double>> col_sums(nt, std::vector<double>(s.w));
+#pragma omp parallel num_threads(nt)
+    {
+        double* cs = col_sums[thread_index()].data();
+#pragma omp for schedule(dynamic, 16)
+        for (index_t plane = 0; plane < s.planes; ++plane) {
+            const T* xp = x + plane * s.h * s.w;
+            for (index_t oh = 0; oh < s.oh; ++oh) {
+                const index_t ih0 = bin_start(oh, s.h, s.oh), ih1 = bin_end(oh, s.h, s.oh);
+                T* y = out + (plane * s.oh + oh) * s.ow;
+                if (s.ow == 1) {   // the bin is whole rows: one contiguous run (global pooling)
+                    y[0] = T(contiguous_sum(xp + ih0 * s.w, (ih1 - ih0) * s.w) / double((ih1 - ih0) * s.w));
+                    continue;
+                }
+                // column sums over the bin's rows (vectorises), then each bin sums its columns
+                std::fill(cs, cs + s.w, 0.0);
+                for (index_t ih = ih0; ih < ih1; ++ih)
+                    for (index_t iw = 0; iw < s.w; ++iw) cs[iw] += xp[ih * s.w + iw];
+                for (index_t ow = 0; ow < s.ow; ++ow) {
+                    const index_t iw0 = bin_start(ow, s.w, s.ow), iw1 = bin_end(ow, s.w, s.ow);
+                    double sum = 0;
+                    for (index_t iw = iw0; iw < iw1; ++iw) sum += cs[iw];
+                    y[ow] = T(sum / double((ih1 - ih0) * (iw1 - iw0)));
+                }
+            }
+        }
+    }
+}
+
+template <class T>
+void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSizes& s) {
+    // grad_out (planes, OH, OW) -> grad_x (planes, H, W): each output's grad / bin size is
+    // added to every input of its bin; per output row first summed per column (in double)
+    const int nt = num_threads();
+    std::vector<std::vector<double>> col_shares(nt, std::vector<double>(s.w));
+#pragma omp parallel num_threads(nt)
+    {
+        double* cs = col_shares[thread_index()].data();
+#pragma omp for schedule(dynamic, 16)
+        for (index_t plane = 0; plane < s.planes; ++plane) {
+            T* gx = grad_x + plane * s.h * s.w;
+            std::fill(gx, gx + s.h * s.w, T(0));
+            for (index_t oh = 0; oh < s.oh; ++oh) {
+                const index_t ih0 = bin_start(oh, s.h, s.oh), ih1 = bin_end(oh, s.h, s.oh);
+                const T* gy = grad_out + (plane * s.oh + oh) * s.ow;
+                std::fill(cs, cs + s.w, 0.0);
+                for (index_t ow = 0; ow < s.ow; ++ow) {
+                    const index_t iw0 = bin_start(ow, s.w, s.ow), iw1 = bin_end(ow, s.w, s.ow);
+                    const double share = double(gy[ow]) / double((ih1 - ih0) * (iw1 - iw0));
+                    for (index_t iw = iw0; iw < iw1; ++iw) cs[iw] += share;
+                }
+                for (index_t ih = ih0; ih < ih1; ++ih)
+                    for (index_t iw = 0; iw < s.w; ++iw) gx[ih * s.w + iw] += T(cs[iw]);
+            }
+        }
+    }
+}
+
+template <class T>
+void adaptive_max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
+    // x (planes, H, W) -> out, indices (planes, OH, OW); indices may be null
+#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 16)
+    for (index_t plane = 0; plane < s.planes; ++plane) {
+        const T* xp = x + plane * s.h * s.w;
+        for (index_t oh = 0; oh < s.oh; ++oh) {
+            const index_t ih0 = bin_start(oh, s.h, s.oh), ih1 = bin_end(oh, s.h, s.oh);
+            for (index_t ow = 0; ow < s.ow; ++ow) {
+                const index_t iw0 = bin_start(ow, s.w, s.ow), iw1 = bin_end(ow, s.w, s.ow);
+                T m = -std::numeric_limits<T>::infinity();
+                index_t best = ih0 * s.w + iw0;   // kept when every element is -inf, as in PyTorch
+                for (index_t ih = ih0; ih < ih1; ++ih)
+                    for (index_t iw = iw0; iw < iw1; ++iw) {
+                        const T v = xp[ih * s.w + iw];
+                        const bool take = v > m || v != v;
+                        m = take ? v : m;
+                        best = take ? ih * s.w + iw : best;
+                    }
+                const index_t j = (plane * s.oh + oh) * s.ow + ow;
+                out[j] = m;
+                if (indices) indices[j] = best;
+            }
+        }
+    }
+}
+
+#define CONVKIT_INSTANTIATE(T)                                                                    \
+    template void max_pool2d_backward<T>(T*, const T*, const index_t*, const Pool2dSizes&);     \
+    template void adaptive_avg_pool2d_forward<T>(T*, const T*, const Pool2dSizes&);             \
+    template void adaptive_avg_pool2d_backward<T>(T*, const T*, const Pool2dSizes&);            \
+    template void adaptive_max_pool2d_forward<T>(T*, index_t*, const T*, const Pool2dSizes&);
+CONVKIT_INSTANTIATE(float)
+CONVKIT_INSTANTIATE(double)
+
+}  // namespace convkit
