@@ -24,6 +24,7 @@ extra_info["minor_faults_per_call"] records the page faults of both.
 Run:    cd /work/main && python -m pytest bench/bench_pool.py --benchmark-only \\
             --benchmark-json=/tmp/pool.json -p no:cacheprovider        (~1 min on 2 cores)
         add  -k resnet18 | -k "alexnet_tv.pool1" | -k backward | --threads N
+Report: python bench/bench_pool.py /tmp/pool.json      (markdown table; bench/report.py is conv-only)
 Test:   python -m pytest tests/test_max_pool.py tests/test_avg_pool.py tests/test_adaptive_pool.py
 """
 import functools
@@ -232,3 +233,30 @@ def test_pool(benchmark, bench_info, param):
             _copy_gbps[case.name] = info["gbps"]
         elif case.name in _copy_gbps:
             info["pct_of_copy"] = 100 * info["gbps"] / _copy_gbps[case.name]
+
+
+# --------------------------------------------------------------------------- report
+
+def report(path):
+    """Markdown table of a --benchmark-json run: per layer, ms and GB/s of each impl, % of copy."""
+    import json
+    rows = {}
+    for b in json.load(open(path))["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("op") == "pool" and "gbps" in info:
+            rows.setdefault(info["layer"], {})[info["impl"]] = info
+    print("| layer | convkit ms | torch ms | copy ms | convkit GB/s | % of copy | torch GB/s | torch / convkit |")
+    print("|---|---|---|---|---|---|---|---|")
+    for layer, r in rows.items():
+        def cell(impl, key, spec):
+            return format(r[impl][key], spec) if impl in r and key in r[impl] else "-"
+        ratio = (format(r["torch"]["median_ms"] / r["convkit"]["median_ms"], ".1f")
+                 if "torch" in r and "convkit" in r else "-")
+        print(f"| {layer} | {cell('convkit', 'median_ms', '.3f')} | {cell('torch', 'median_ms', '.3f')} | "
+              f"{cell('copy', 'median_ms', '.3f')} | {cell('convkit', 'gbps', '.1f')} | "
+              f"{cell('convkit', 'pct_of_copy', '.0f')} | {cell('torch', 'gbps', '.1f')} | {ratio} |")
+
+
+if __name__ == "__main__":   # python bench/bench_pool.py /tmp/pool.json
+    import sys
+    report(sys.argv[1])

@@ -26,8 +26,14 @@ static int thread_index() {
 #endif
 }
 
-static index_t bin_start(index_t i, index_t in, index_t out) { return i * in / out; }
-static index_t bin_end(index_t i, index_t in, index_t out) { return ceil_div((i + 1) * in, out); }
+// The adaptive bins of one axis, computed once per call (no divisions in the loops).
+struct Bins {
+    std::vector<index_t> start, end;
+    Bins(index_t in, index_t out) : start(out), end(out) {
+        for (index_t i = 0; i < out; ++i) start[i] = i * in / out, end[i] = ceil_div((i + 1) * in, out);
+    }
+    index_t size(index_t i) const { return end[i] - start[i]; }
+};
 
 template <class T>
 void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s) {
@@ -43,15 +49,16 @@ void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, c
     }
 }
 
-// Sum of n contiguous values in double: four lanes (which GCC vectorises, converting as it
-// loads), added in a fixed order, so the result does not depend on the thread count.
+// Sum of n contiguous values in double: eight lanes (which GCC vectorises, converting as it
+// loads; eight, so that the dependency chains stay short), added in a fixed order, so the
+// result does not depend on the thread count.
 template <class T>
 static double contiguous_sum(const T* v, index_t n) {
-    double lane[4] = {0, 0, 0, 0};
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     index_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; ++k) lane[k] += double(v[i + k]);
-    double sum = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) lane[k] += double(v[i + k]);
+    double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     for (; i < n; ++i) sum += double(v[i]);
     return sum;
 }
@@ -60,6 +67,7 @@ template <class T>
 void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
     // x (planes, H, W) -> out (planes, OH, OW): bin means, summed in double
     const int nt = num_threads();
+    const Bins rows(s.h, s.oh), cols(s.w, s.ow);
     std::vector<std::vector<double>> col_sums(nt, std::vector<double>(s.w));
 #pragma omp parallel num_threads(nt)
     {
@@ -68,7 +76,7 @@ void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
         for (index_t plane = 0; plane < s.planes; ++plane) {
             const T* xp = x + plane * s.h * s.w;
             for (index_t oh = 0; oh < s.oh; ++oh) {
-                const index_t ih0 = bin_start(oh, s.h, s.oh), ih1 = bin_end(oh, s.h, s.oh);
+                const index_t ih0 = rows.start[oh], ih1 = rows.end[oh];
                 T* y = out + (plane * s.oh + oh) * s.ow;
                 if (s.ow == 1) {   // the bin is whole rows: one contiguous run (global pooling)
                     y[0] = T(contiguous_sum(xp + ih0 * s.w, (ih1 - ih0) * s.w) / double((ih1 - ih0) * s.w));
@@ -79,10 +87,9 @@ void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
                 for (index_t ih = ih0; ih < ih1; ++ih)
                     for (index_t iw = 0; iw < s.w; ++iw) cs[iw] += xp[ih * s.w + iw];
                 for (index_t ow = 0; ow < s.ow; ++ow) {
-                    const index_t iw0 = bin_start(ow, s.w, s.ow), iw1 = bin_end(ow, s.w, s.ow);
                     double sum = 0;
-                    for (index_t iw = iw0; iw < iw1; ++iw) sum += cs[iw];
-                    y[ow] = T(sum / double((ih1 - ih0) * (iw1 - iw0)));
+                    for (index_t iw = cols.start[ow]; iw < cols.end[ow]; ++iw) sum += cs[iw];
+                    y[ow] = T(sum / double(rows.size(oh) * cols.size(ow)));
                 }
             }
         }
@@ -94,6 +101,7 @@ void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSize
     // grad_out (planes, OH, OW) -> grad_x (planes, H, W): each output's grad / bin size is
     // added to every input of its bin; per output row first summed per column (in double)
     const int nt = num_threads();
+    const Bins rows(s.h, s.oh), cols(s.w, s.ow);
     std::vector<std::vector<double>> col_shares(nt, std::vector<double>(s.w));
 #pragma omp parallel num_threads(nt)
     {
@@ -103,15 +111,13 @@ void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSize
             T* gx = grad_x + plane * s.h * s.w;
             std::fill(gx, gx + s.h * s.w, T(0));
             for (index_t oh = 0; oh < s.oh; ++oh) {
-                const index_t ih0 = bin_start(oh, s.h, s.oh), ih1 = bin_end(oh, s.h, s.oh);
                 const T* gy = grad_out + (plane * s.oh + oh) * s.ow;
                 std::fill(cs, cs + s.w, 0.0);
                 for (index_t ow = 0; ow < s.ow; ++ow) {
-                    const index_t iw0 = bin_start(ow, s.w, s.ow), iw1 = bin_end(ow, s.w, s.ow);
-                    const double share = double(gy[ow]) / double((ih1 - ih0) * (iw1 - iw0));
-                    for (index_t iw = iw0; iw < iw1; ++iw) cs[iw] += share;
+                    const double share = double(gy[ow]) / double(rows.size(oh) * cols.size(ow));
+                    for (index_t iw = cols.start[ow]; iw < cols.end[ow]; ++iw) cs[iw] += share;
                 }
-                for (index_t ih = ih0; ih < ih1; ++ih)
+                for (index_t ih = rows.start[oh]; ih < rows.end[oh]; ++ih)
                     for (index_t iw = 0; iw < s.w; ++iw) gx[ih * s.w + iw] += T(cs[iw]);
             }
         }
@@ -121,13 +127,14 @@ void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSize
 template <class T>
 void adaptive_max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     // x (planes, H, W) -> out, indices (planes, OH, OW); indices may be null
+    const Bins rows(s.h, s.oh), cols(s.w, s.ow);
 #pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 16)
     for (index_t plane = 0; plane < s.planes; ++plane) {
         const T* xp = x + plane * s.h * s.w;
         for (index_t oh = 0; oh < s.oh; ++oh) {
-            const index_t ih0 = bin_start(oh, s.h, s.oh), ih1 = bin_end(oh, s.h, s.oh);
+            const index_t ih0 = rows.start[oh], ih1 = rows.end[oh];
             for (index_t ow = 0; ow < s.ow; ++ow) {
-                const index_t iw0 = bin_start(ow, s.w, s.ow), iw1 = bin_end(ow, s.w, s.ow);
+                const index_t iw0 = cols.start[ow], iw1 = cols.end[ow];
                 T m = -std::numeric_limits<T>::infinity();
                 index_t best = ih0 * s.w + iw0;   // kept when every element is -inf, as in PyTorch
                 for (index_t ih = ih0; ih < ih1; ++ih)
