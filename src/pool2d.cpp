@@ -18,6 +18,9 @@
 
 namespace convkit {
 
+// Planes per scheduling chunk: about 8 chunks per thread (dynamic, so a busy core does not stall the rest).
+static index_t plane_chunk(index_t planes, int nt) { return std::max<index_t>(1, planes / (8 * static_cast<index_t>(nt))); }
+
 static int thread_index() {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -39,7 +42,8 @@ template <class T>
 void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s) {
     // grad_out, indices (planes, OH, OW) -> grad_x (planes, H, W); indices in [0, H*W) (checked in Python)
     const index_t in_plane = s.h * s.w, out_plane = s.oh * s.ow;
-#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 16)
+    const int nt = num_threads();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, plane_chunk(s.planes, nt))
     for (index_t plane = 0; plane < s.planes; ++plane) {
         T* gx = grad_x + plane * in_plane;
         const T* gy = grad_out + plane * out_plane;
@@ -49,30 +53,41 @@ void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, c
     }
 }
 
-// Sum of n contiguous values in double: eight lanes (which GCC vectorises, converting as it
-// loads; eight, so that the dependency chains stay short), added in a fixed order, so the
-// result does not depend on the thread count.
+// Sum of n contiguous values: blocks of up to 128 values are summed by eight lanes of T
+// (vectorised; 16 terms per lane, so the error stays within a few ulp of the block), the
+// block sums accumulate in double. A fixed order: the result does not depend on the thread count.
 template <class T>
 static double contiguous_sum(const T* v, index_t n) {
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    constexpr index_t kLanes = 8, kBlock = 128;
+    const index_t n_lanes = n - n % kLanes;
+    double sum = 0;
     index_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) lane[k] += double(v[i + k]);
-    double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    while (i < n_lanes) {
+        T lane[kLanes] = {};
+        for (const index_t end = std::min(n_lanes, i + kBlock); i < end; i += kLanes)
+            for (index_t k = 0; k < kLanes; ++k) lane[k] += v[i + k];
+        sum += double(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
+    }
     for (; i < n; ++i) sum += double(v[i]);
     return sum;
 }
 
 template <class T>
 void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
-    // x (planes, H, W) -> out (planes, OH, OW): bin means, summed in double
+    // x (planes, H, W) -> out (planes, OH, OW): bin means (sums in double, whole-row bins in blocks)
     const int nt = num_threads();
+    if (s.oh == 1 && s.ow == 1) {   // global pooling: one contiguous run per plane
+        const index_t n = s.h * s.w;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, plane_chunk(s.planes, nt))
+        for (index_t plane = 0; plane < s.planes; ++plane) out[plane] = T(contiguous_sum(x + plane * n, n) / double(n));
+        return;
+    }
     const Bins rows(s.h, s.oh), cols(s.w, s.ow);
     std::vector<std::vector<double>> col_sums(nt, std::vector<double>(s.w));
 #pragma omp parallel num_threads(nt)
     {
         double* cs = col_sums[thread_index()].data();
-#pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(dynamic, plane_chunk(s.planes, nt))
         for (index_t plane = 0; plane < s.planes; ++plane) {
             const T* xp = x + plane * s.h * s.w;
             for (index_t oh = 0; oh < s.oh; ++oh) {
@@ -106,7 +121,7 @@ void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSize
 #pragma omp parallel num_threads(nt)
     {
         double* cs = col_shares[thread_index()].data();
-#pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(dynamic, plane_chunk(s.planes, nt))
         for (index_t plane = 0; plane < s.planes; ++plane) {
             T* gx = grad_x + plane * s.h * s.w;
             std::fill(gx, gx + s.h * s.w, T(0));
@@ -128,7 +143,8 @@ template <class T>
 void adaptive_max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     // x (planes, H, W) -> out, indices (planes, OH, OW); indices may be null
     const Bins rows(s.h, s.oh), cols(s.w, s.ow);
-#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 16)
+    const int nt = num_threads();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, plane_chunk(s.planes, nt))
     for (index_t plane = 0; plane < s.planes; ++plane) {
         const T* xp = x + plane * s.h * s.w;
         for (index_t oh = 0; oh < s.oh; ++oh) {
