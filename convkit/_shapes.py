@@ -213,6 +213,158 @@ def conv_as_2d(g: ConvGeometry) -> ConvGeometry:
 
 # --------------------------------------------------------------------------- pool: max/avg pooling 1-D/2-D, adaptive pooling, global pooling
 
+class PoolGeometry(NamedTuple):
+    """Everything a backend needs to run an N-d pooling (N = len(in_size)).
+
+    Adaptive pooling leaves kernel/stride/pad/dilation empty: its bins follow from the sizes.
+    """
+    batched: bool        # False when the caller passed an unbatched (C, *spatial) input
+    n: int
+    c: int
+    in_size: tuple       # (H, W) or (L,)
+    out_size: tuple
+    kernel: tuple = ()
+    stride: tuple = ()
+    pad: tuple = ()      # padding before and after each spatial dim
+    dilation: tuple = ()
+    ceil_mode: bool = False
+
+    @property
+    def in_shape(self) -> tuple:
+        return (self.n, self.c) + self.in_size
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.n, self.c) + self.out_size
+
+    @property
+    def user_in_shape(self) -> tuple:
+        """The input shape as the caller sees it (no N when unbatched)."""
+        return self.in_shape if self.batched else self.in_shape[1:]
+
+    @property
+    def user_out_shape(self) -> tuple:
+        return self.out_shape if self.batched else self.out_shape[1:]
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
+    """PyTorch's rule: floor (ceil with ceil_mode) of (size + 2*pad - dilation*(kernel-1) - 1)/stride, + 1.
+
+    With ceil_mode, a last window that would start in the right padding is dropped.
+    """
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _pool_input(fn: str, name: str, shape, nd: int) -> tuple:
+    """(batched, n, c, in_size) of a pooling input (N, C, *spatial) or unbatched (C, *spatial)."""
+    layout = "NCHW" if nd == 2 else "NCL"
+    if len(shape) not in (nd + 1, nd + 2):
+        raise ValueError(f"{fn}: {name} must be {nd + 1}-D or {nd + 2}-D ({layout}), got shape {tuple(shape)}")
+    batched = len(shape) == nd + 2
+    n, c, *in_size = shape if batched else (1, *shape)
+    if c == 0 or 0 in in_size:
+        raise ValueError(f"{fn}: {name} must have non-zero channel and spatial sizes (only N may be 0), "
+                         f"got shape {tuple(shape)}")
+    return batched, n, c, tuple(in_size)
+
+
+def pool_geometry(fn: str, x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
+                  name: str = "x") -> PoolGeometry:
+    """Validate max/avg pooling arguments (x_shape: the input's shape, or a backward's input_shape)."""
+    batched, n, c, in_size = _pool_input(fn, name, x_shape, nd)
+    kernel = int_tuple(fn, "kernel_size", kernel_size, nd, 1)
+    stride = kernel if stride is None else int_tuple(fn, "stride", stride, nd, 1)
+    pad = int_tuple(fn, "padding", padding, nd, 0)
+    dilation = int_tuple(fn, "dilation", dilation, nd, 1)
+    if any(p > k // 2 for p, k in zip(pad, kernel)):
+        raise ValueError(f"{fn}: padding={padding!r} should be at most half of kernel_size={kernel_size!r} "
+                         f"(padding <= kernel_size // 2 in every dim)")
+    ceil_mode = bool(ceil_mode)
+    out_size = tuple(pool_output_size(i, k, s, p, d, ceil_mode)
+                     for i, k, s, p, d in zip(in_size, kernel, stride, pad, dilation))
+    if any(o <= 0 for o in out_size):
+        raise ValueError(f"{fn}: output size would be {out_size} for input size {in_size}, kernel {kernel}, "
+                         f"stride {stride}, padding {pad}, dilation {dilation}, ceil_mode={ceil_mode}")
+    return PoolGeometry(batched, n, c, in_size, out_size, kernel, stride, pad, dilation, ceil_mode)
+
+
+def avg_pool_divisor(fn: str, divisor_override) -> int:
+    """divisor_override as an int, 0 for None (PyTorch rejects 0 itself)."""
+    if divisor_override is None:
+        return 0
+    d = as_int(fn, "divisor_override", divisor_override)
+    if d == 0:
+        raise ValueError(f"{fn}: divisor_override must be non-zero, got 0")
+    return d
+
+
+def adaptive_pool_geometry(fn: str, x_shape, output_size, nd: int, name: str = "x") -> PoolGeometry:
+    """Validate adaptive pooling: output_size an int or a tuple of nd ints or None (None keeps that size)."""
+    batched, n, c, in_size = _pool_input(fn, name, x_shape, nd)
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != nd:
+            raise ValueError(f"{fn}: output_size must be an int or a tuple of {nd} ints or None, got {output_size!r}")
+        out_size = tuple(i if o is None else as_int(fn, "output_size", o) for o, i in zip(output_size, in_size))
+    else:
+        out_size = (as_int(fn, "output_size", output_size),) * nd
+    if any(o <= 0 for o in out_size):
+        raise ValueError(f"{fn}: output_size must be positive (or None to keep the input size), got {output_size!r}")
+    return PoolGeometry(batched, n, c, in_size, out_size)
+
+
+def check_input_shape(fn: str, input_shape) -> tuple:
+    """A backward op's input_shape: a tuple (or list) of ints >= 0."""
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
+    shape = tuple(as_int(fn, "input_shape", v) for v in input_shape)
+    if any(v < 0 for v in shape):
+        raise ValueError(f"{fn}: input_shape must not have negative sizes, got {shape}")
+    return shape
+
+
+def pool_backward_geometry(fn: str, grad_out_shape, input_shape, nd: int) -> PoolGeometry:
+    """Geometry of a backward op that takes its output size from grad_out (max/adaptive pooling)."""
+    batched, n, c, in_size = _pool_input(fn, "input_shape", check_input_shape(fn, input_shape), nd)
+    lead = (n, c) if batched else (c,)
+    if len(grad_out_shape) != len(lead) + nd or tuple(grad_out_shape[:len(lead)]) != lead \
+            or 0 in grad_out_shape[len(lead):]:
+        raise ValueError(f"{fn}: grad_out must have shape {lead + ('>=1',) * nd} to match input_shape "
+                         f"{tuple(input_shape)}, got {tuple(grad_out_shape)}")
+    return PoolGeometry(batched, n, c, in_size, tuple(grad_out_shape[len(lead):]))
+
+
+def check_pool_indices(fn: str, indices, grad_out, plane_size: int):
+    """Saved max-pool indices: an int64 array of grad_out's library and shape, values in [0, plane_size)."""
+    lib = array_module_name(indices)
+    if lib is None:
+        raise TypeError(f"{fn}: indices must be a numpy or cupy ndarray, got {type(indices).__name__}")
+    if lib != array_module_name(grad_out):
+        raise TypeError(f"{fn}: grad_out is a {array_module_name(grad_out)} array but indices is a {lib} array; "
+                        f"convkit never moves data between devices")
+    if native_dtype(indices) != np.dtype(np.int64):
+        raise TypeError(f"{fn}: indices must have dtype int64, got {indices.dtype}")
+    if tuple(indices.shape) != tuple(grad_out.shape):
+        raise ValueError(f"{fn}: indices must have grad_out's shape {tuple(grad_out.shape)}, got {tuple(indices.shape)}")
+    # one pass: seen as unsigned, a negative index is huge, so max() catches both ends
+    if indices.size and int(indices.view(indices.dtype.str.replace("i", "u")).max()) >= plane_size:
+        bad = indices[(indices < 0) | (indices >= plane_size)].ravel()[0]
+        raise ValueError(f"{fn}: indices must be flat offsets in [0, {plane_size}) into each input plane, "
+                         f"got {int(bad)}")
+
+
+def pool_as_2d(g: PoolGeometry) -> PoolGeometry:
+    """The 2-D geometry of a 1-D pooling (H = kH = 1): 1-D pooling runs on the 2-D kernels."""
+    if len(g.in_size) == 2:
+        return g
+    def lift(v, one):   # adaptive geometries have no kernel/stride/...: keep them empty
+        return (one,) + v if v else v
+    return g._replace(in_size=(1,) + g.in_size, out_size=(1,) + g.out_size, kernel=lift(g.kernel, 1),
+                      stride=lift(g.stride, 1), pad=lift(g.pad, 0), dilation=lift(g.dilation, 1))
+
 
 # --------------------------------------------------------------------------- resample: max-unpooling and upsampling (nearest, bed of nails, bilinear)
 

@@ -1,0 +1,43 @@
+// convkit/src/pool2d.hpp -- public C++ entry points of the CPU pooling kernels.
+//
+// Every array is NCHW, C-contiguous, and is treated as `planes` = N*C independent
+// (H, W) planes (1-D pooling runs with H = KH = 1). Arguments were validated in Python
+// (convkit/_shapes.py, pool section).
+//
+// Windowed max/avg pooling (pool2d_impl.hpp) has one variant per instruction set,
+// chosen at run time like conv2d (active_isa() in conv2d.hpp); adaptive pooling
+// (adaptive_pool2d.cpp) is portable.
+#pragma once
+#include "common.hpp"
+
+namespace convkit {
+
+// Sizes of one pooling call. Adaptive pooling and max_pool2d_backward read only
+// planes, h, w, oh, ow.
+struct Pool2dSizes {
+    index_t planes;                // N*C independent planes
+    index_t h, w;                  // input plane
+    index_t oh, ow;                // output plane
+    index_t kh, kw;
+    index_t stride_h, stride_w;
+    index_t pad_h, pad_w;          // padding before (top, left); ceil_mode windows may run further
+    index_t dil_h, dil_w;          // max pooling only (avg: 1)
+    index_t count_include_pad;     // avg: 1 = pool size counts padding (window clipped to the padded input)
+    index_t divisor_override;      // avg: 0 = none, else the divisor of every window
+};
+
+// out (planes, OH, OW) = max over each window of x (planes, H, W); indices (same shape as
+// out, or null) = flat offset ih*W + iw of the chosen element within its plane.
+template <class T> void max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s);
+// grad_x (planes, H, W) = grad_out (planes, OH, OW) scattered through indices.
+template <class T> void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s);
+
+template <class T> void avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s);
+template <class T> void avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSizes& s);
+
+// Adaptive pooling: output bin i of an axis covers [floor(i*In/Out), ceil((i+1)*In/Out)).
+template <class T> void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s);
+template <class T> void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSizes& s);
+template <class T> void adaptive_max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s);
+
+}  // namespace convkit
