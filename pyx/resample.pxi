@@ -6,9 +6,9 @@ cdef extern from "resample.hpp" namespace "convkit" nogil:
         int64_t planes, h, w, oh, ow
     bint c_indices_in_range "convkit::indices_in_range"(const int64_t* indices, int64_t count,
                                                         int64_t limit) except +
-    void c_max_unpool2d_forward "convkit::max_unpool2d_forward"[T](
+    bint c_max_unpool2d_forward "convkit::max_unpool2d_forward"[T](
         T* out, const T* x, const int64_t* indices, const ResampleSizes& s) except +
-    void c_max_unpool2d_backward "convkit::max_unpool2d_backward"[T](
+    bint c_max_unpool2d_backward "convkit::max_unpool2d_backward"[T](
         T* grad_x, const T* grad_out, const int64_t* indices, const ResampleSizes& s) except +
     void c_upsample_nearest2d_forward "convkit::upsample_nearest2d_forward"[T](
         T* out, const T* x, const int64_t* src_h, const int64_t* src_w, const ResampleSizes& s) except +
@@ -43,16 +43,22 @@ def indices_in_range(const int64_t[::1] indices, int64_t limit):
 
 def max_unpool2d_forward(floating[::1] out, const floating[::1] x, const int64_t[::1] indices,
                          tuple sizes):
+    """False when an index was out of range (out is then incomplete)."""
     cdef ResampleSizes s = _resample_sizes(sizes)
+    cdef bint ok
     with nogil:
-        c_max_unpool2d_forward(&out[0], &x[0], &indices[0], s)
+        ok = c_max_unpool2d_forward(&out[0], &x[0], &indices[0], s)
+    return ok
 
 
 def max_unpool2d_backward(floating[::1] grad_x, const floating[::1] grad_out,
                           const int64_t[::1] indices, tuple sizes):
+    """False when an index was out of range (grad_x is then incomplete)."""
     cdef ResampleSizes s = _resample_sizes(sizes)
+    cdef bint ok
     with nogil:
-        c_max_unpool2d_backward(&grad_x[0], &grad_out[0], &indices[0], s)
+        ok = c_max_unpool2d_backward(&grad_x[0], &grad_out[0], &indices[0], s)
+    return ok
 
 
 def upsample_nearest2d_forward(floating[::1] out, const floating[::1] x, const int64_t[::1] src_h,

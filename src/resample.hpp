@@ -5,7 +5,8 @@
 // Every op works plane by plane: `planes` = N*C independent (H, W) -> (OH, OW) planes of
 // C-contiguous arrays; 1-D ops run with h = oh = 1. The per-axis coordinate tables of the
 // upsampling modes are computed once in Python (convkit/_shapes.py, PyTorch's formulas).
-// Arguments were validated in Python: indices lie in [0, OH*OW), tables are in range.
+// Arguments were validated in Python (the unpooling kernels also check every index as they
+// use it, see unpool2d.cpp); the coordinate tables are in range.
 #pragma once
 #include "common.hpp"
 
@@ -17,14 +18,16 @@ struct ResampleSizes {
     index_t oh, ow;    // output plane
 };
 
-// Whether every one of indices[0 .. count) lies in [0, limit): the Python-side range check.
+// Whether every one of indices[0 .. count) lies in [0, limit).
 bool indices_in_range(const index_t* indices, index_t count, index_t limit);
 
-// Max-unpooling. indices (planes, H, W): flat offsets into each OH*OW output plane.
+// Max-unpooling. indices (planes, H, W): flat offsets into each OH*OW output plane, each
+// checked as it is used: false when one lies outside [0, OH*OW) (it was replaced by 0, so the
+// result is wrong and must be dropped; nothing outside the planes was touched).
 template <class T>
-void max_unpool2d_forward(T* out, const T* x, const index_t* indices, const ResampleSizes& s);
+bool max_unpool2d_forward(T* out, const T* x, const index_t* indices, const ResampleSizes& s);
 template <class T>
-void max_unpool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const ResampleSizes& s);
+bool max_unpool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const ResampleSizes& s);
 
 // Nearest. src_h (OH), src_w (OW): non-decreasing input row/column read by each output one.
 // Backward: first_h (H+1), first_w (W+1): output rows first_h[i] .. first_h[i+1]-1 read input row i.

@@ -238,6 +238,8 @@ OOR = I.copy()
 OOR[1, 0, 2, 3] = 64
 NEG = I.copy()
 NEG[0, 2, 0, 1] = -1
+HUGE = I.copy()
+HUGE[1, 1, 1, 1] = 2**32 + 3         # low 32 bits in range: the high half must be checked too
 
 BAD = [  # (description, call, exception, message pattern)
     ("x list", lambda: convkit.max_unpool2d(X.tolist(), I, 2), TypeError, r"max_unpool2d: x must be a numpy or cupy ndarray, got list"),
@@ -248,6 +250,9 @@ BAD = [  # (description, call, exception, message pattern)
     ("indices shape", lambda: convkit.max_unpool2d(X, I[:, :, :3], 2), ValueError, r"max_unpool2d: indices must have the shape of x \(2, 3, 4, 4\), got \(2, 3, 3, 4\)"),
     ("index too big", lambda: convkit.max_unpool2d(X, OOR, 2), ValueError, r"max_unpool2d: indices must be flat offsets into each 8x8 output plane, in \[0, 64\), got 64 at position \(1, 0, 2, 3\)"),
     ("index negative", lambda: convkit.max_unpool2d(X, NEG, 2), ValueError, r"max_unpool2d: .* got -1 at position \(0, 2, 0, 1\)"),
+    ("index 2**32+3", lambda: convkit.max_unpool2d(X, HUGE, 2), ValueError, r"got 4294967299 at position \(1, 1, 1, 1\)"),
+    ("index 2**32+3 out=", lambda: convkit.max_unpool2d(X, HUGE, 2, out=GY.copy()), ValueError, r"got 4294967299 at position \(1, 1, 1, 1\)"),
+    ("bwd index 2**32+3", lambda: convkit.max_unpool2d_backward(GY, HUGE), ValueError, r"got 4294967299 at position \(1, 1, 1, 1\)"),
     ("index vs output_size", lambda: convkit.max_unpool2d(X, I + 49, 2, output_size=(7, 7)), ValueError, r"in \[0, 49\), got 49"),
     ("x 2-D", lambda: convkit.max_unpool2d(X[0, 0], I[0, 0], 2), ValueError, r"max_unpool2d: x must be 3-D or 4-D \(NCHW\), got shape \(4, 4\)"),
     ("1d x 4-D", lambda: convkit.max_unpool1d(X, I, 2), ValueError, r"max_unpool1d: x must be 2-D or 3-D \(NCL\), got shape \(2, 3, 4, 4\)"),

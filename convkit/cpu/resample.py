@@ -22,17 +22,20 @@ def indices_in_range(indices, limit: int) -> bool:
 
 
 def max_unpool_forward(x, indices, g, out=None):
-    """x, indices (N, C, *in_size) -> (N, C, *out_size): zeros with x scattered at indices."""
+    """x, indices (N, C, *in_size) -> (N, C, *out_size): zeros with x scattered at indices.
+
+    None when an index lies outside [0, OH*OW) (the kernel checks every index as it uses it).
+    """
     y = empty(g.out_shape, x) if out is None else out
-    _cpu.max_unpool2d_forward(y.reshape(-1), flat(x), flat(indices), _sizes(g))
-    return y
+    ok = _cpu.max_unpool2d_forward(y.reshape(-1), flat(x), flat(indices), _sizes(g))
+    return y if ok else None
 
 
 def max_unpool_backward(grad_out, indices, g):
-    """grad_x (N, C, *in_size) = grad_out gathered at indices."""
+    """grad_x (N, C, *in_size) = grad_out gathered at indices; None for an index out of range."""
     gx = empty(g.in_shape, grad_out)
-    _cpu.max_unpool2d_backward(gx.reshape(-1), flat(grad_out), flat(indices), _sizes(g))
-    return gx
+    ok = _cpu.max_unpool2d_backward(gx.reshape(-1), flat(grad_out), flat(indices), _sizes(g))
+    return gx if ok else None
 
 
 def _nearest_tables(g, ranges: bool):

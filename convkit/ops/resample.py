@@ -17,10 +17,8 @@ def _user_shape(g, shape):
     return shape if g.batched else shape[1:]
 
 
-def _check_indices(fn, backend, indices, g):
-    """Every index in [0, OH*OW), checked in full before any output is written."""
-    if indices.size and not backend.indices_in_range(indices, g.plane_size):
-        S.raise_bad_unpool_index(fn, indices, g.plane_size, g.out_size)
+def _bad_index(fn, indices, g):
+    S.raise_bad_unpool_index(fn, indices, g.plane_size, g.out_size)
 
 
 def _unpool(fn, nd, x, indices, kernel_size, stride, padding, output_size, out):
@@ -30,7 +28,11 @@ def _unpool(fn, nd, x, indices, kernel_size, stride, padding, output_size, out):
     user_shape = _user_shape(g, g.out_shape)
     S.check_out(fn, out, user_shape, x)
     backend = _backend(fn, x)
-    _check_indices(fn, backend, indices, g)
+    # Index range: for a caller's `out` in a separate pass first, so it is never left
+    # half-written; for a fresh result inside the kernel, as each index is used (one pass over
+    # the indices instead of two), the result being dropped on failure.
+    if out is not None and indices.size and not backend.indices_in_range(indices, g.plane_size):
+        _bad_index(fn, indices, g)
     if x.size == 0:   # N = 0 or C = 0 (empty result), or an empty input plane (all zeros)
         if out is None:
             return backend.zeros(user_shape, x)
@@ -38,6 +40,8 @@ def _unpool(fn, nd, x, indices, kernel_size, stride, padding, output_size, out):
         return out
     y = backend.max_unpool_forward(x.reshape(g.in_shape), indices.reshape(g.in_shape), g,
                                    None if out is None else out.reshape(g.out_shape))
+    if y is None:
+        _bad_index(fn, indices, g)
     return y.reshape(user_shape) if out is None else out
 
 
@@ -51,7 +55,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     another size strictly between default - stride and default + stride.
     Duplicate indices in a plane (overlapping pooling windows): the last element in row-major
     order of the input plane wins (PyTorch leaves this unspecified).
-    Raises ValueError for an index outside [0, OH*OW), before anything is written.
+    Raises ValueError for an index outside [0, OH*OW); a caller's ``out`` is then untouched.
     ``out``: optional C-contiguous array of the result's shape and dtype to write into.
     """
     return _unpool("max_unpool2d", 2, x, indices, kernel_size, stride, padding, output_size, out)
@@ -70,10 +74,11 @@ def _unpool_backward(fn, nd, grad_out, indices):
     S.check_index_array(fn, "indices", indices, grad_out)
     g = S.unpool_backward_geometry(fn, grad_out.shape, indices.shape, nd)
     backend = _backend(fn, grad_out)
-    _check_indices(fn, backend, indices, g)
     if indices.size == 0:
         return backend.empty(indices.shape, grad_out)
     gx = backend.max_unpool_backward(grad_out.reshape(g.out_shape), indices.reshape(g.in_shape), g)
+    if gx is None:   # the kernel checks every index as it gathers through it
+        _bad_index(fn, indices, g)
     return gx.reshape(indices.shape)
 
 
