@@ -12,22 +12,20 @@
 namespace convkit {
 namespace {
 
-// f when src[o] == o / f for every output o (each input repeated f times), else 0.
-index_t repeat_factor(const index_t* src, index_t n_in, index_t n_out) {
-    if (n_out % n_in) return 0;
-    const index_t f = n_out / n_in;
+// Whether src[o] == o / 2 for every output o: each input repeated twice (the x2 fast paths).
+bool doubles(const index_t* src, index_t n_in, index_t n_out) {
+    if (n_out != 2 * n_in) return false;
     for (index_t o = 0; o < n_out; ++o)
-        if (src[o] != o / f) return 0;
-    return f;
+        if (src[o] != o / 2) return false;
+    return true;
 }
 
-// f when the outputs that read input i are exactly i*f .. i*f+f-1 (first: n_in + 1 entries), else 0.
-index_t block_factor(const index_t* first, index_t n_in, index_t n_out) {
-    if (n_out % n_in) return 0;
-    const index_t f = n_out / n_in;
+// The same seen from the backward's table: outputs first[i] .. first[i+1]-1 are 2i and 2i+1.
+bool doubles_ranges(const index_t* first, index_t n_in, index_t n_out) {
+    if (n_out != 2 * n_in) return false;
     for (index_t i = 0; i <= n_in; ++i)
-        if (first[i] != i * f) return 0;
-    return f;
+        if (first[i] != 2 * i) return false;
+    return true;
 }
 
 }  // namespace
@@ -37,7 +35,7 @@ index_t block_factor(const index_t* first, index_t n_in, index_t n_out) {
 template <class T>
 void upsample_nearest2d_forward(T* out, const T* x, const index_t* src_h, const index_t* src_w,
                                 const ResampleSizes& s) {
-    const bool doubled_w = repeat_factor(src_w, s.w, s.ow) == 2;
+    const bool doubled_w = doubles(src_w, s.w, s.ow);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
     for (index_t p = 0; p < s.planes; ++p) {
         const T* xp = x + p * s.h * s.w;
@@ -62,7 +60,7 @@ void upsample_nearest2d_forward(T* out, const T* x, const index_t* src_h, const 
 template <class T>
 void upsample_nearest2d_backward(T* grad_x, const T* grad_out, const index_t* first_h,
                                  const index_t* first_w, const ResampleSizes& s) {
-    const bool doubled_w = block_factor(first_w, s.w, s.ow) == 2;
+    const bool doubled_w = doubles_ranges(first_w, s.w, s.ow);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
     for (index_t p = 0; p < s.planes; ++p) {
         const T* gy = grad_out + p * s.oh * s.ow;
