@@ -84,10 +84,15 @@ def test_1d_matches_reference(backend, rng, dtype):
 def test_lecture_example(backend):
     """SPEC 8: max pool 2x2/2 of the lecture's 4x4 input has indices [[5, 2], [12, 15]];
     unpooling [[1, 2], [3, 4]] with them puts each value back where its max was."""
-    idx = np.array([[[[5, 2], [12, 15]]]], np.int64)
+    a = np.array([[1, 2, 6, 3], [3, 5, 2, 1], [1, 2, 2, 1], [7, 3, 4, 8]])
+    windows = a.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(2, 2, 4)   # [i, j] = window (i, j)
+    r, c = np.divmod(windows.argmax(axis=2), 2)
+    idx = ((2 * np.arange(2)[:, None] + r) * 4 + 2 * np.arange(2) + c)[None, None].astype(np.int64)
+    np.testing.assert_array_equal(idx[0, 0], [[5, 2], [12, 15]])            # max pool 2x2/2 -> [[5, 6], [7, 8]]
     y = convkit.max_unpool2d(backend.asarray(np.array([[[[1., 2.], [3., 4.]]]])), backend.asarray(idx), 2)
-    np.testing.assert_array_equal(backend.asnumpy(y)[0, 0],
-                                  [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]])
+    expected = [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]]
+    np.testing.assert_array_equal(backend.asnumpy(y)[0, 0], expected)
+    np.testing.assert_array_equal(ref.max_unpool2d(np.array([[[[1., 2.], [3., 4.]]]]), idx, 2)[0, 0], expected)
 
 
 def test_duplicate_indices_last_wins(backend):

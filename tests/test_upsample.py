@@ -68,6 +68,8 @@ def test_lecture_examples(backend):
     nails = backend.asnumpy(convkit.upsample2d(x, 2, mode="bed_of_nails"))[0, 0]
     np.testing.assert_array_equal(nails, [[1, 0, 2, 0], [0, 0, 0, 0], [3, 0, 4, 0], [0, 0, 0, 0]])
     np.testing.assert_array_equal(backend.asnumpy(convkit.upsample2d(x, size=4))[0, 0], nearest)
+    np.testing.assert_array_equal(ref.upsample2d(backend.asnumpy(x), 2)[0, 0], nearest)   # the reference too
+    np.testing.assert_array_equal(ref.upsample2d(backend.asnumpy(x), 2, mode="bed_of_nails")[0, 0], nails)
 
 
 @pytest.mark.parametrize("mode,align", [("nearest", None), ("bed_of_nails", None),
@@ -203,6 +205,23 @@ def test_deterministic_across_thread_counts(rng, mode):
     for again in results[1:]:
         for a, b in zip(results[0], again):
             np.testing.assert_array_equal(a, b)
+
+
+def test_concurrent_python_threads(rng):
+    """Calls from several Python threads at once (GIL released in the kernels) stay correct."""
+    from concurrent.futures import ThreadPoolExecutor
+    xs = [rng.standard_normal((2, 4, 9, 7)).astype(np.float32) for _ in range(6)]
+    modes = ["nearest", "bed_of_nails", "bilinear"] * 2
+
+    def run(x, mode):
+        y = convkit.upsample2d(x, 2, mode=mode)
+        return y, convkit.upsample2d_backward(y, x.shape, 2, mode=mode)
+    expected = [run(x, m) for x, m in zip(xs, modes)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(run, xs, modes))
+    for (y, gx), (y0, gx0) in zip(got, expected):
+        np.testing.assert_array_equal(y, y0)
+        np.testing.assert_array_equal(gx, gx0)
 
 
 # ------------------------------------------------------------------ bad input (SPEC section 6)
