@@ -4,9 +4,9 @@
 // per row (PyTorch's source indices and weights, tables from convkit/_shapes.py).
 //   forward   each input row is interpolated along W into a "wide" row (OW), then every
 //             output row blends two wide rows;
-//   backward  grad_x = A_h^T grad_out A_w: output rows, in order, are added (weighted) into
-//             the one or two H accumulator rows (OW wide) they came from; an input row is
-//             final once the output rows have moved past it, and is then sent back along W.
+//   backward  grad_x = A_h^T grad_out A_w: for each input row, the output rows that read it
+//             (a contiguous range per tap) are summed with their weights into one OW-wide
+//             row, which is then sent back along W.
 // An axis scaled by exactly 2 (U-Net / FCN decoders) repeats one pattern of taps inside the
 // edges; that interior runs as vectorisable loops, the edges and other factors generically.
 //
@@ -109,51 +109,59 @@ void scatter_row(T* __restrict row, Acc* __restrict acc, const Acc* __restrict w
     for (index_t i = 0; i < ax.n_in; ++i) row[i] = T(acc[i]);
 }
 
+// first[i] (n_in + 1 entries): the first output o with t[o] >= i, t non-decreasing; the
+// outputs reading input i through this tap are first[i] .. first[i+1]-1.
+std::vector<index_t> tap_ranges(const index_t* t, index_t n_in, index_t n_out) {
+    std::vector<index_t> first(n_in + 1);
+    for (index_t i = 0, o = 0; i <= n_in; ++i) {
+        while (o < n_out && t[o] < i) ++o;
+        first[i] = o;
+    }
+    return first;
+}
+
 template <class T, class Acc>
 void bilinear_backward(T* grad_x, const T* grad_out, const AxisTaps<T>& ah, const AxisTaps<T>& aw,
                        const ResampleSizes& s) {
+    const std::vector<index_t> first0 = tap_ranges(ah.t0, s.h, s.oh), first1 = tap_ranges(ah.t1, s.h, s.oh);
     const int nt = num_threads();
+    const index_t ow_pad = round_up(s.ow, 16);
     std::vector<AlignedBuffer<Acc>> scratch;
-    for (int t = 0; t < nt; ++t) scratch.push_back(aligned_buffer<Acc>(2 * round_up(s.ow, 16) + s.w));
+    for (int t = 0; t < nt; ++t) scratch.push_back(aligned_buffer<Acc>(ow_pad + s.w));
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (index_t p = 0; p < s.planes; ++p) {
         const T* gy = grad_out + p * s.oh * s.ow;
         T* gx = grad_x + p * s.h * s.w;
-        Acc* buf = scratch[thread_id()].get();
-        Acc* rows[2] = {buf, buf + round_up(s.ow, 16)};
-        Acc* row_acc = buf + 2 * round_up(s.ow, 16);
-        index_t open[2] = {-1, -1};   // input row accumulated in each of rows[]
-        index_t done = 0;             // input rows [0, done) of gx are written
-        auto finish_below = [&](index_t limit) {   // no later output row reaches these
-            for (; done < limit; ++done) {
-                T* grow = gx + done * s.w;
-                const int k = open[0] == done ? 0 : open[1] == done ? 1 : -1;
-                if (k < 0) {
-                    std::fill(grow, grow + s.w, T(0));   // no output row read this input row
-                    continue;
-                }
-                scatter_row(grow, row_acc, rows[k], aw);
-                open[k] = -1;
+        Acc* __restrict wide = scratch[thread_id()].get();   // input row ih, still OW wide
+        Acc* row_acc = wide + ow_pad;
+        for (index_t ih = 0; ih < s.h; ++ih) {
+            // output rows reading row ih: [a0, a1) through their first tap, [b0, b1) their second
+            const index_t a0 = first0[ih], a1 = first0[ih + 1], b0 = first1[ih], b1 = first1[ih + 1];
+            T* grow = gx + ih * s.w;
+            if (a0 == a1 && b0 == b1) {
+                std::fill(grow, grow + s.w, T(0));
+                continue;
             }
-        };
-        auto accumulator = [&](index_t ih) -> Acc* {   // only rows th0, th0 + 1 are ever open
-            if (open[0] == ih) return rows[0];
-            if (open[1] == ih) return rows[1];
-            const int k = open[0] < 0 ? 0 : 1;
-            std::fill(rows[k], rows[k] + s.ow, Acc(0));
-            open[k] = ih;
-            return rows[k];
-        };
-        for (index_t oh = 0; oh < s.oh; ++oh) {
-            finish_below(ah.t0[oh]);
-            const T* __restrict grow = gy + oh * s.ow;
-            const Acc a0 = ah.w0[oh], a1 = ah.w1[oh];
-            Acc* __restrict acc0 = accumulator(ah.t0[oh]);
-            for (index_t ow = 0; ow < s.ow; ++ow) acc0[ow] += a0 * Acc(grow[ow]);
-            Acc* __restrict acc1 = accumulator(ah.t1[oh]);
-            for (index_t ow = 0; ow < s.ow; ++ow) acc1[ow] += a1 * Acc(grow[ow]);
+            if (a1 - a0 == 2 && b1 - b0 == 2) {   // a doubling's interior, in one pass
+                const T *g0 = gy + a0 * s.ow, *g1 = g0 + s.ow, *g2 = gy + b0 * s.ow, *g3 = g2 + s.ow;
+                const Acc c0 = ah.w0[a0], c1 = ah.w0[a0 + 1], c2 = ah.w1[b0], c3 = ah.w1[b0 + 1];
+                for (index_t ow = 0; ow < s.ow; ++ow)
+                    wide[ow] = c0 * Acc(g0[ow]) + c1 * Acc(g1[ow]) + c2 * Acc(g2[ow]) + c3 * Acc(g3[ow]);
+            } else {
+                std::fill(wide, wide + s.ow, Acc(0));
+                for (index_t oh = a0; oh < a1; ++oh) {
+                    const T* __restrict g = gy + oh * s.ow;
+                    const Acc c = ah.w0[oh];
+                    for (index_t ow = 0; ow < s.ow; ++ow) wide[ow] += c * Acc(g[ow]);
+                }
+                for (index_t oh = b0; oh < b1; ++oh) {
+                    const T* __restrict g = gy + oh * s.ow;
+                    const Acc c = ah.w1[oh];
+                    for (index_t ow = 0; ow < s.ow; ++ow) wide[ow] += c * Acc(g[ow]);
+                }
+            }
+            scatter_row(grow, row_acc, wide, aw);
         }
-        finish_below(s.h);
     }
 }
 
