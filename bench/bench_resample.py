@@ -9,7 +9,8 @@ and, for every case, "copy": np.copyto of the same number of bytes (half read, h
 between two preallocated, touched arrays, so bandwidth reads as % of copy
 (extra_info["copy_gbps"] on each convkit/torch result: the copy of the same case, same run).
 Bytes counted: unpool forward x + int64 indices + output; unpool backward grad_out (every
-cache line is read) + indices + grad_x; upsample input + output. One warm-up call excluded.
+cache line is read) + indices + grad_x; upsample input + output (bed-of-nails backward: only
+the even rows of grad_out are read). One warm-up call excluded.
 
 PyTorch counterparts: F.max_unpool2d; torch.gather of grad_out at the indices (what autograd
 runs for max_unpool2d's input gradient); F.interpolate(scale_factor=2); aten
@@ -25,6 +26,7 @@ NumPy (bilinear: torch float64, or convkit.reference without torch): max rel err
 Run:   cd /work/main && python -m pytest bench/bench_resample.py --benchmark-only \
            --benchmark-json=/tmp/r.json -p no:cacheprovider          (about a minute on 2 cores)
        add -k "unpool" | -k "nearest and 64x56" | -k backward | --threads N
+Table: python bench/bench_resample.py /tmp/r.json     (markdown, from the JSON's extra_info)
 Test:  python -m pytest tests/test_max_unpool.py tests/test_upsample.py
 """
 import functools
@@ -81,7 +83,8 @@ def _data(op, c, h):
 
 def _bytes(op, pass_, c, h):
     x, gy, idx = _data(op, c, h)
-    return x.nbytes + gy.nbytes + (0 if idx is None else idx.nbytes)
+    read_gy = gy.nbytes // 2 if (op, pass_) == ("bed_of_nails", "backward") else gy.nbytes   # even rows only
+    return x.nbytes + read_gy + (0 if idx is None else idx.nbytes)
 
 
 @functools.lru_cache(maxsize=1)
@@ -202,3 +205,32 @@ def test_resample(benchmark, bench_info, case):
         elif (op, pass_, c, h) in _copy_gbps:
             info["copy_gbps"] = _copy_gbps[op, pass_, c, h]
             info["pct_of_copy"] = 100 * info["gbps"] / info["copy_gbps"]
+
+
+# --------------------------------------------------------------------------- report
+
+def report(data) -> str:
+    """Markdown table of a --benchmark-json run: ms per library, GB/s, % of copy, convkit/torch."""
+    rows = {}
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if "gbps" in info and info.get("op") in ("max_unpool2d", "nearest", "bilinear", "bed_of_nails"):
+            rows.setdefault((info["op"], info["pass"], tuple(info["shape"])), {})[info["impl"]] = info
+    out = ["| op | pass | input (N,C,H,W) | convkit ms | torch ms | copy ms | convkit GB/s | copy GB/s "
+           "| % of copy | convkit/torch |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for (op, pass_, shape), r in rows.items():
+        ck, tv, cp = (r.get(i, {}) for i in IMPLS[1:] + IMPLS[:1])
+        cells = [ck.get("median_ms"), tv.get("median_ms"), cp.get("median_ms"), ck.get("gbps"), cp.get("gbps"),
+                 100 * ck["gbps"] / cp["gbps"] if ck and cp else None,
+                 ck["median_ms"] / tv["median_ms"] if ck and tv else None]
+        fmt = [".2f", ".2f", ".2f", ".1f", ".1f", ".0f", ".2f"]
+        out.append(f"| {op} | {pass_} | {'x'.join(map(str, shape))} | "
+                   + " | ".join("-" if v is None else format(v, f) for v, f in zip(cells, fmt)) + " |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    with open(sys.argv[1]) as f:
+        sys.stdout.write(report(json.load(f)))
