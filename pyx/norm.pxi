@@ -2,35 +2,44 @@
 # response norm; src/batch_norm.hpp, src/group_norm.hpp, src/lrn.hpp); included by _cpu.pyx.
 # Optional arrays (weight, bias, running stats, mean/var outputs) arrive as None -> NULL.
 
+# The kernels are declared as native_<name> (C name convkit::<name>) so that the Python
+# wrappers below can carry the kernels' own names.
 cdef extern from "batch_norm.hpp" namespace "convkit" nogil:
     cdef struct BatchNormSizes:
         int64_t n, c, s
         double eps, momentum
-    void native_batch_norm_forward_train "convkit::batch_norm_forward_train"[T](T* y, T* running_mean, T* running_var, const T* x, const T* weight,
-                                     const T* bias, const BatchNormSizes& s) except +
-    void native_batch_norm_forward_eval "convkit::batch_norm_forward_eval"[T](T* y, const T* x, const T* running_mean, const T* running_var,
-                                    const T* weight, const T* bias, const BatchNormSizes& s) except +
-    void native_batch_norm_backward_train "convkit::batch_norm_backward_train"[T](T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out,
-                                      const T* x, const T* weight, const BatchNormSizes& s) except +
-    void native_batch_norm_backward_eval "convkit::batch_norm_backward_eval"[T](T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out,
-                                     const T* x, const T* running_mean, const T* running_var,
-                                     const T* weight, const BatchNormSizes& s) except +
+    void native_batch_norm_forward_train "convkit::batch_norm_forward_train"[T](
+        T* y, T* running_mean, T* running_var, const T* x, const T* weight, const T* bias,
+        const BatchNormSizes& s) except +
+    void native_batch_norm_forward_eval "convkit::batch_norm_forward_eval"[T](
+        T* y, const T* x, const T* running_mean, const T* running_var, const T* weight, const T* bias,
+        const BatchNormSizes& s) except +
+    void native_batch_norm_backward_train "convkit::batch_norm_backward_train"[T](
+        T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x, const T* weight,
+        const BatchNormSizes& s) except +
+    void native_batch_norm_backward_eval "convkit::batch_norm_backward_eval"[T](
+        T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x, const T* running_mean,
+        const T* running_var, const T* weight, const BatchNormSizes& s) except +
 
 cdef extern from "group_norm.hpp" namespace "convkit" nogil:
     cdef struct GroupNormSizes:
         int64_t n, c, s, groups
         double eps
-    void native_group_norm_forward "convkit::group_norm_forward"[T](T* y, double* mean, double* var, const T* x, const T* weight,
-                               const T* bias, const GroupNormSizes& s) except +
-    void native_group_norm_backward "convkit::group_norm_backward"[T](T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x,
-                                const T* weight, const GroupNormSizes& s) except +
+    void native_group_norm_forward "convkit::group_norm_forward"[T](
+        T* y, double* mean, double* var, const T* x, const T* weight, const T* bias,
+        const GroupNormSizes& s) except +
+    void native_group_norm_backward "convkit::group_norm_backward"[T](
+        T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x, const T* weight,
+        const GroupNormSizes& s) except +
 
 cdef extern from "lrn.hpp" namespace "convkit" nogil:
     cdef struct LrnSizes:
         int64_t n, c, s, size
         double alpha, beta, k
-    void native_local_response_norm_forward "convkit::local_response_norm_forward"[T](T* y, const T* x, const LrnSizes& s) except +
-    void native_local_response_norm_backward "convkit::local_response_norm_backward"[T](T* grad_x, const T* grad_out, const T* x, const LrnSizes& s) except +
+    void native_local_response_norm_forward "convkit::local_response_norm_forward"[T](
+        T* y, const T* x, const LrnSizes& s) except +
+    void native_local_response_norm_backward "convkit::local_response_norm_backward"[T](
+        T* grad_x, const T* grad_out, const T* x, const LrnSizes& s) except +
 
 
 cdef inline floating* _opt(floating[::1] a) noexcept:

@@ -52,7 +52,7 @@ constexpr int kLanes = 8;
 #else
 constexpr int kLanes = 4;
 #endif
-constexpr index_t kPixelBlock = 256;   // pixels per task (a multiple of kLanes): scratch rows stay in L1   // pixels per task (a multiple of kLanes)
+constexpr index_t kPixelBlock = 256;   // pixels per task (a multiple of kLanes): scratch rows stay in L1
 
 typedef float Floats __attribute__((vector_size(kLanes * sizeof(float))));
 typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));
@@ -265,7 +265,10 @@ void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const
         const T* x_out = x + out * stride;
         T* gx_out = grad_x + out * stride;
         const auto body = [&](index_t i, auto count) {
-            if (x_in) __builtin_prefetch(x_in + stride + i);
+            if (x_in) {   // next step's rows
+                __builtin_prefetch(x_in + stride + i);
+                __builtin_prefetch(g_c + (after + 1) * stride + i);
+            }
             const Vec<T> a = x_in ? load_part(x_in + i, count) : Vec<T>{};
             const Vec<T> scale = k + coef * SlidingSum<T>::push(sq, i, a * a);
             Vec<T> t = {};
@@ -321,7 +324,8 @@ template <class T> void local_response_norm_forward(T* y, const T* x, const LrnS
     const lrn::Params<T> p = lrn::params<T>(s);
     lrn::with_pow<T>(s, [&](auto pow) {
         using Pow = decltype(pow);
-        lrn::for_each_block<T>(s, lrn::SlidingSum<T>::scratch_rows(s.size), [&](index_t first, index_t len, T* scratch) {
+        const index_t rows = lrn::SlidingSum<T>::scratch_rows(s.size);
+        lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {
             lrn::forward_block<T, Pow>(y + first, x + first, len, p, scratch);
         });
     });

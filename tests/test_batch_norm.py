@@ -13,7 +13,7 @@ import convkit
 from convkit import reference as ref
 from helpers import assert_close
 
-SHAPES = [(5, 3), (4, 3, 7), (2, 3, 5, 7), (1, 4, 3, 5), (3, 1, 4, 4), (3, 7, 9, 11), (2, 2, 3, 2, 3)]
+SHAPES = [(5, 3), (3, 300), (4, 3, 7), (2, 3, 5, 7), (1, 4, 3, 5), (3, 1, 4, 4), (3, 7, 9, 11), (2, 2, 3, 2, 3)]
 IDS = ["x".join(map(str, s)) for s in SHAPES]
 
 
@@ -40,9 +40,9 @@ def test_forward_matches_reference(backend, rng, shape, training, affine, dtype)
     momentum, eps = (0.3, 1e-3) if affine else (0.1, 1e-5)
     rm_ref, rv_ref = rm.copy(), rv.copy()
     d_rm, d_rv = backend.asarray(rm), backend.asarray(rv)
-    y = backend.asnumpy(convkit.batch_norm(backend.asarray(x), d_rm, d_rv, *(backend.asarray(a) if a is not None else None
-                                                                              for a in (w, b)),
-                                           training=training, momentum=momentum, eps=eps))
+    d_w, d_b = (None if a is None else backend.asarray(a) for a in (w, b))
+    y = backend.asnumpy(convkit.batch_norm(backend.asarray(x), d_rm, d_rv, d_w, d_b, training=training,
+                                           momentum=momentum, eps=eps))
     expected = ref.batch_norm(x, rm_ref, rv_ref, w, b, training=training, momentum=momentum, eps=eps)
     assert y.dtype == dtype and y.shape == x.shape
     assert_close(y, expected, dtype)
@@ -234,8 +234,9 @@ def test_empty_batch(rng):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_deterministic_across_thread_counts(rng, threads):
-    x, rm, rv, w, b = make_case(rng, (5, 7, 13, 11), np.float32)
+@pytest.mark.parametrize("shape", [(5, 7, 13, 11), (37, 600)], ids=["NCHW", "NC"])
+def test_deterministic_across_thread_counts(rng, threads, shape):
+    x, rm, rv, w, b = make_case(rng, shape, np.float32)
     gy = rng.standard_normal(x.shape).astype(np.float32)
 
     def run():

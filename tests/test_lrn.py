@@ -128,7 +128,8 @@ def test_deterministic_across_thread_counts(rng, threads):
 
     def run():
         return [convkit.local_response_norm(x, 5, 0.1), convkit.local_response_norm_backward(gy, x, 5, 0.1),
-                convkit.local_response_norm(x, 4, 0.1, 0.6, 2.0), convkit.local_response_norm_backward(gy, x, 4, 0.1, 0.6)]
+                convkit.local_response_norm(x, 4, 0.1, 0.6, 2.0),
+                convkit.local_response_norm_backward(gy, x, 4, 0.1, 0.6)]
     before = convkit.get_num_threads()
     try:
         convkit.set_num_threads(1)
@@ -145,7 +146,8 @@ def test_deterministic_across_thread_counts(rng, threads):
 @given(data=st.data())
 def test_hypothesis_configs(data):
     d = data.draw
-    shape = (d(st.integers(1, 3)), d(st.integers(1, 9))) + tuple(d(st.integers(1, 12)) for _ in range(d(st.integers(1, 2))))
+    spatial = tuple(d(st.integers(1, 12)) for _ in range(d(st.integers(1, 2))))
+    shape = (d(st.integers(1, 3)), d(st.integers(1, 9))) + spatial
     size = d(st.integers(1, 11))
     alpha, beta, k = d(st.sampled_from([1e-4, 0.3, 1.0])), d(st.sampled_from([0.5, 0.75, 0.9, 1.0])), \
         d(st.sampled_from([0.5, 1.0, 2.0]))
@@ -168,7 +170,8 @@ BAD = [  # (description, call, exception, message pattern)
      r"local_response_norm: x must have dtype float32 or float64, got bool"),
     ("x 2-D", lambda: convkit.local_response_norm(X[0, 0], 5), ValueError,
      r"local_response_norm: x must be at least 3-D \(N, C, \*spatial\), got shape \(4, 4\)"),
-    ("size 0", lambda: convkit.local_response_norm(X, 0), ValueError, r"local_response_norm: size must be positive, got 0"),
+    ("size 0", lambda: convkit.local_response_norm(X, 0), ValueError,
+     r"local_response_norm: size must be positive, got 0"),
     ("size -3", lambda: convkit.local_response_norm(X, -3), ValueError,
      r"local_response_norm: size must be positive, got -3"),
     ("size float", lambda: convkit.local_response_norm(X, 2.5), TypeError, r"local_response_norm: size must be an int"),

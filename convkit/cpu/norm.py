@@ -79,7 +79,8 @@ def group_norm_backward(grad_out, x, groups, weight, eps, g):
     """(grad_x (N, C, S), grad_weight (C,) or None when weight is None, grad_bias (C,))."""
     gx, gb = empty(g.shape3, x), empty((g.c,), x)
     gw = None if weight is None else empty((g.c,), x)
-    _cpu.group_norm_backward(gx.reshape(-1), gw, gb, flat(grad_out), flat(x), _opt(weight), (g.n, g.c, g.s, groups, eps))
+    _cpu.group_norm_backward(gx.reshape(-1), gw, gb, flat(grad_out), flat(x), _opt(weight),
+                             (g.n, g.c, g.s, groups, eps))
     return gx, gw, gb
 
 
