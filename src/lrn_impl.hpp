@@ -104,12 +104,6 @@ inline Floats rsqrt_estimate(Floats a) {
 #endif
 }
 
-// One Newton step on the estimate: ~23 correct bits.
-inline Floats rsqrt(Floats a) {
-    const Floats r = rsqrt_estimate(a);
-    return r * (1.5f - 0.5f * a * r * r);
-}
-
 // float, beta = 0.75, scale in [FLT_MIN, inf]. Estimates r ~ s^-1/2 and e ~ r^-1/2 = s^1/4
 // (12 bits each) give q0 = r r e ~ s^-3/4; one Newton step on q^4 s^3 = 1, written
 // h = (q0 s)^3 q0 so nothing overflows, refines it: q = q0 (5 - h) / 4 (rel. error < 1e-6);
@@ -176,10 +170,10 @@ template <class T> struct SlidingSum {
         store(st.prefix + i, p);
         return st.suffix_row ? load(st.suffix_row + i) + p : p;
     }
-    // After the last row of a block: its suffix sums, for the windows starting inside it.
-    void finish_step(index_t j) const {
+    // After the last row of a block: its suffix sums (len pixels), for the windows starting inside it.
+    void finish_step(index_t j, index_t len) const {
         if (size == 1 || j % size != size - 1) return;   // size 1: every window is one block
-        for (index_t i = 0; i < kPixelBlock; i += kLanes) {
+        for (index_t i = 0; i < len; i += kLanes) {
             Vec<T> acc = load(values + (size - 1) * kPixelBlock + i);
             store(suffix + (size - 1) * kPixelBlock + i, acc);
             for (index_t o = size - 2; o >= 1; --o) {
@@ -231,7 +225,7 @@ void forward_block(T* y, const T* x, index_t len, const Params<T>& p, T* scratch
         index_t i = 0;
         for (; i + kLanes <= len; i += kLanes) body(i, Full{});
         if (i < len) body(i, int(len - i));
-        squares.finish_step(j);
+        squares.finish_step(j, len);
     }
 }
 
@@ -288,8 +282,8 @@ void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const
         index_t i = 0;
         for (; i + kLanes <= len; i += kLanes) body(i, Full{});
         if (i < len) body(i, int(len - i));
-        squares.finish_step(j);
-        if (t_step) ts.finish_step(jt);
+        squares.finish_step(j, len);
+        if (t_step) ts.finish_step(jt, len);
     }
 }
 
