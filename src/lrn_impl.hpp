@@ -190,14 +190,17 @@ template <class T> SlidingSum<T> sliding_sum(T* scratch, index_t size) {
 
 // ------------------------------------------------------------------ kernels
 
-// Per-task constants.
+// Per-task constants. The window reaches `before` channels below and `after` above; both
+// are capped at C (a window never holds more than all C channels), so the scratch stays
+// O(C) rows for any size; the divisor remains the requested size.
 template <class T> struct Params {
-    index_t c, stride, size, before, after;   // channels, channel stride (S), window
+    index_t c, stride, before, after, size;   // channels, channel stride (S), window: size = before + after + 1
     T k, coef, coef_grad, beta;               // k, alpha/size, 2 alpha beta/size, beta
 };
 
 template <class T> Params<T> params(const LrnSizes& s) {
-    return {s.c, s.s, s.size, s.size / 2, (s.size - 1) / 2, T(s.k), T(s.alpha / double(s.size)),
+    const index_t before = std::min(s.size / 2, s.c), after = std::min((s.size - 1) / 2, s.c);
+    return {s.c, s.s, before, after, before + after + 1, T(s.k), T(s.alpha / double(s.size)),
             T(2.0 * s.alpha * s.beta / double(s.size)), T(s.beta)};
 }
 
@@ -318,7 +321,7 @@ template <class T> void local_response_norm_forward(T* y, const T* x, const LrnS
     const lrn::Params<T> p = lrn::params<T>(s);
     lrn::with_pow<T>(s, [&](auto pow) {
         using Pow = decltype(pow);
-        const index_t rows = lrn::SlidingSum<T>::scratch_rows(s.size);
+        const index_t rows = lrn::SlidingSum<T>::scratch_rows(p.size);
         lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {
             lrn::forward_block<T, Pow>(y + first, x + first, len, p, scratch);
         });
@@ -328,7 +331,7 @@ template <class T> void local_response_norm_forward(T* y, const T* x, const LrnS
 template <class T> void local_response_norm_backward(T* grad_x, const T* grad_out, const T* x, const LrnSizes& s) {
     // grad_x, grad_out, x: (N, C, S)
     const lrn::Params<T> p = lrn::params<T>(s);
-    const index_t rows = 2 * lrn::SlidingSum<T>::scratch_rows(s.size) + s.size + 3;
+    const index_t rows = 2 * lrn::SlidingSum<T>::scratch_rows(p.size) + p.size + 3;
     lrn::with_pow<T>(s, [&](auto pow) {
         using Pow = decltype(pow);
         lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {

@@ -50,6 +50,17 @@ def test_window_is_pytorchs(rng):
             assert y[0, c, 0] == pytest.approx((3.0 if c == 2 else 1.0) / s)
 
 
+@pytest.mark.parametrize("size", [7, 8, 1001, 1000])
+def test_size_beyond_all_channels(rng, size):
+    """Every window holds all C channels; the divisor stays `size` (the scratch stays O(C))."""
+    x, gy = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5))
+    assert_close(convkit.local_response_norm(x, size, 2.0), ref.local_response_norm(x, size, 2.0))
+    assert_close(convkit.local_response_norm_backward(gy, x, size, 2.0),
+                 ref.local_response_norm_backward(gy, x, size, 2.0))
+    scale = 1.0 + 2.0 / size * (x ** 2).sum(axis=1, keepdims=True)
+    assert_close(convkit.local_response_norm(x, size, 2.0), x / scale ** 0.75)
+
+
 def test_finite_differences(rng):
     x = rng.standard_normal((2, 6, 3, 2))
     r = rng.standard_normal(x.shape)
