@@ -6,7 +6,9 @@ What it measures: median wall time per call and effective bandwidth (extra_info[
                                                                  16x96x55x55 (norm1), 16x256x27x27 (norm2)
     group_norm            forward, backward, 32 groups           16x256x56x56
     layer_norm            forward, backward over (C, H, W)       16x64x56x56
-    copy                  np.copyto of a tensor of the same shape into a preallocated array
+    copy                  np.copyto of a tensor of the same shape into a preallocated array (one
+                          thread: the baseline of the brief), and torch's Tensor.copy_ with the
+                          benchmark's threads (the bandwidth several threads can reach)
 convkit and torch side by side in one run, same inputs and thread count (--threads, default
 2). One warm-up call per benchmark is excluded from the timings. After timing, the last
 result is checked against the float64 loops of convkit.reference:
@@ -17,7 +19,8 @@ forward = x read + y written (2 tensors, as the copy), backward = x and grad_out
 grad_x written (3 tensors). BN training forward needs the batch statistics before it can
 write y; convkit keeps each channel in cache between its statistics and its output, so x
 comes from memory once. extra_info["pct_of_copy"] = gbps / the copy's GB/s for that shape
-(measured in the same run when the copy cases ran; the copy cases come first).
+(measured in the same run when the copy cases ran; the copy cases come first), and
+extra_info["pct_of_threaded_copy"] the same against torch's threaded copy.
 
 Output memory (SPEC section 2):
   - convkit forward writes into a preallocated, already-touched `out=` array (NaN-filled,
@@ -81,7 +84,7 @@ CASES = ([Case("batch_norm", p, s) for s in BN_SHAPES for p in ("eval", "train",
          + [Case("group_norm", p, GN_SHAPE) for p in ("forward", "backward")]
          + [Case("layer_norm", p, LN_SHAPE) for p in ("forward", "backward")])
 COPY_SHAPES = list(dict.fromkeys(c.shape for c in CASES))
-COPY_GBPS = {}              # shape -> GB/s of the copy baseline in this run
+COPY_GBPS = {}              # (impl, shape) -> GB/s of a copy baseline in this run ("numpy" / "torch")
 
 
 # --------------------------------------------------------------------------- data
@@ -223,23 +226,32 @@ def _record(benchmark, bench_info, case_op, pass_, shape, impl, nbytes, output, 
     median = benchmark.stats.stats.median
     info["median_ms"] = median * 1e3
     info["gbps"] = nbytes / median / 1e9
-    if impl != "copy" and tuple(shape) in COPY_GBPS:
-        info["copy_gbps"] = COPY_GBPS[tuple(shape)]
-        info["pct_of_copy"] = 100 * info["gbps"] / info["copy_gbps"]
+    if case_op != "copy":
+        for base, key in (("numpy", "copy"), ("torch", "threaded_copy")):
+            if (base, tuple(shape)) in COPY_GBPS:
+                info[f"{key}_gbps"] = COPY_GBPS[(base, tuple(shape))]
+                info[f"pct_of_{key}"] = 100 * info["gbps"] / info[f"{key}_gbps"]
     return info["gbps"]
 
 
 # --------------------------------------------------------------------------- benchmarks
 
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
 @pytest.mark.parametrize("shape", COPY_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_copy_baseline(benchmark, bench_info, shape):
+def test_copy_baseline(benchmark, bench_info, shape, impl):
     x = _inputs(shape)[0]
     out = np.full(shape, np.nan, np.float32)
-    _, faults = _timed(benchmark, lambda: np.copyto(out, x))
+    if impl == "numpy":
+        fn = lambda: np.copyto(out, x)
+    else:
+        pytest.importorskip("torch")
+        tx, tout = torch.from_numpy(x), torch.from_numpy(out)
+        fn = lambda: tout.copy_(tx)
+    _, faults = _timed(benchmark, fn)
     np.testing.assert_array_equal(out, x)
-    gbps = _record(benchmark, bench_info, "copy", "copy", shape, "copy", 2 * x.nbytes, "preallocated", faults, 0.0)
+    gbps = _record(benchmark, bench_info, "copy", "copy", shape, impl, 2 * x.nbytes, "preallocated", faults, 0.0)
     if gbps:
-        COPY_GBPS[shape] = gbps
+        COPY_GBPS[(impl, shape)] = gbps
 
 
 @pytest.mark.parametrize("impl", ["convkit", "torch"])
@@ -269,25 +281,28 @@ def report(data) -> str:
         if "gbps" not in info or info.get("op") not in {c.op for c in CASES} | {"copy"}:
             continue
         shape = "x".join(map(str, info["shape"]))
-        if info["impl"] == "copy":
-            copy[shape] = info["gbps"]
+        if info["op"] == "copy":
+            copy[(info["impl"], shape)] = info["gbps"]
         else:
             rows.setdefault((info["op"], info["pass"], shape), {})[info["impl"]] = info
     mi = data.get("machine_info", {})
     out = ["# norm ops: convkit vs PyTorch (CPU, float32)", "",
            f"CPU: {mi.get('cpu_model', '?')}; threads: convkit {(mi.get('convkit') or {}).get('threads', '?')}, "
            f"torch {(mi.get('torch') or {}).get('threads', '-')}; run {data.get('datetime', '?')[:19]}", "",
-           "Bandwidth = (2 tensors forward, 3 backward) / median time; % of copy = GB/s / GB/s of np.copyto "
-           "of the same shape. convkit forward writes into a preallocated out=; torch allocates.", "",
-           "| op | pass | shape | convkit ms | torch ms | convkit/torch | convkit GB/s | % of copy | copy GB/s |",
+           "Bandwidth = (2 tensors forward, 3 backward) / median time. % of copy: convkit GB/s / GB/s of "
+           "np.copyto (one thread) of the same shape; % of threaded copy: the same against torch's "
+           "Tensor.copy_ with the benchmark's threads. convkit forward writes into a preallocated out=; "
+           "torch allocates; backward: both allocate.", "",
+           "| op | pass | shape | convkit ms | torch ms | convkit/torch | convkit GB/s | % of copy "
+           "| % of threaded copy |",
            "|---|---|---|--:|--:|--:|--:|--:|--:|"]
     for (op, pass_, shape), by_impl in rows.items():
         ck, tv = by_impl.get("convkit"), by_impl.get("torch")
         cells = [f"{ck['median_ms']:.2f}" if ck else "-", f"{tv['median_ms']:.2f}" if tv else "-",
                  f"{ck['median_ms'] / tv['median_ms']:.2f}" if ck and tv else "-",
-                 f"{ck['gbps']:.1f}" if ck else "-",
-                 f"{100 * ck['gbps'] / copy[shape]:.0f}%" if ck and shape in copy else "-",
-                 f"{copy[shape]:.1f}" if shape in copy else "-"]
+                 f"{ck['gbps']:.1f}" if ck else "-"]
+        cells += [f"{100 * ck['gbps'] / copy[(base, shape)]:.0f}% of {copy[(base, shape)]:.1f}"
+                  if ck and (base, shape) in copy else "-" for base in ("numpy", "torch")]
         out.append(f"| {op} | {pass_} | {shape} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 

@@ -5,7 +5,7 @@
 // accurate: a data point lies within sqrt(n * var) of the mean, so the cancellation costs
 // at most log10(n) of double's 16 digits (in practice none), while x is read only once.
 //
-// The sums run in 2 accumulators of one SIMD register of doubles each (GCC/Clang vector
+// The sums run in 2 or 4 accumulators of one SIMD register of doubles each (GCC/Clang vector
 // extensions, the register width of the instruction set being compiled), whose lanes are
 // combined in a fixed order: a result depends only on the data, the segment order and the
 // instruction set, never on the thread count.
@@ -18,6 +18,9 @@
 #include <cstring>
 #include <type_traits>
 #include "common.hpp"
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #ifndef CONVKIT_ISA
 #error "define CONVKIT_ISA before including norm_stats.hpp"
@@ -34,17 +37,26 @@ constexpr int kStatBytes = 32;
 constexpr int kStatBytes = 16;
 #endif
 constexpr int kStatLanes = kStatBytes / sizeof(double);   // doubles per register
-constexpr int kStatStep = 2 * kStatLanes;                 // elements per loop iteration
+// Accumulators per sum: 4 when only x is summed (one add per accumulator per iteration
+// would otherwise wait on the add latency), 2 with gradients (4 sums: 8 registers).
+constexpr int kMomentAccumulators = 4, kGradAccumulators = 2;
 
 typedef double StatVec __attribute__((vector_size(kStatBytes)));
 typedef float StatHalf __attribute__((vector_size(kStatBytes / 2)));
 
-// x[0:kStatLanes] as doubles (unaligned load).
+// x[0:kStatLanes] as doubles (unaligned load; one widening convert where the ISA has it,
+// which GCC does not always pick for __builtin_convertvector).
 template <class T> inline StatVec load_stat(const T* x) {
     if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+        return (StatVec)_mm512_cvtps_pd(_mm256_loadu_ps(x));
+#elif defined(__AVX__)
+        return (StatVec)_mm256_cvtps_pd(_mm_loadu_ps(x));
+#else
         StatHalf v;
         std::memcpy(&v, x, sizeof v);
         return __builtin_convertvector(v, StatVec);
+#endif
     } else {
         StatVec v;
         std::memcpy(&v, x, sizeof v);
@@ -52,9 +64,9 @@ template <class T> inline StatVec load_stat(const T* x) {
     }
 }
 
-// The lanes of two accumulators, summed in a fixed order.
+// The lanes of the accumulators, summed in a fixed order.
 inline double lane_total(const StatVec* acc) {
-    const StatVec v = acc[0] + acc[1];
+    const StatVec v = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     double total = 0;
     for (int l = 0; l < kStatLanes; ++l) total += v[l];
     return total;
@@ -71,9 +83,10 @@ class StatSums {
     explicit StatSums(double shift) : shift_(shift) {}
 
     template <class T> void add(const T* x, index_t len) {
+        constexpr int step = kMomentAccumulators * kStatLanes;
         index_t i = 0;
-        for (; i + kStatStep <= len; i += kStatStep)
-            for (int u = 0; u < 2; ++u) {
+        for (; i + step <= len; i += step)
+            for (int u = 0; u < kMomentAccumulators; ++u) {
                 const StatVec d = load_stat(x + i + u * kStatLanes) - shift_;
                 d_[u] += d;
                 dd_[u] += d * d;
@@ -86,9 +99,10 @@ class StatSums {
     }
 
     template <class T> void add(const T* x, const T* dy, const T* w, index_t len) {
+        constexpr int step = kGradAccumulators * kStatLanes;
         index_t i = 0;
-        for (; i + kStatStep <= len; i += kStatStep)
-            for (int u = 0; u < 2; ++u) {
+        for (; i + step <= len; i += step)
+            for (int u = 0; u < kGradAccumulators; ++u) {
                 const index_t o = i + u * kStatLanes;
                 const StatVec d = load_stat(x + o) - shift_;
                 const StatVec g = w ? load_stat(dy + o) * load_stat(w + o) : load_stat(dy + o);
@@ -114,7 +128,7 @@ class StatSums {
 
   private:
     double shift_;
-    StatVec d_[2] = {}, dd_[2] = {}, g_[2] = {}, gd_[2] = {};
+    StatVec d_[4] = {}, dd_[4] = {}, g_[4] = {}, gd_[4] = {};
     Totals tail_;
 };
 
