@@ -25,6 +25,8 @@
 namespace convkit {
 namespace CONVKIT_ISA {
 
+namespace norm {
+
 constexpr index_t kChannelBlock = 256;   // (N, C) input: channels per task
 
 // (N, C) input: calls block(c0, len) for each block of channels, in parallel.
@@ -35,10 +37,30 @@ template <class Block> void for_each_channel_block(index_t channels, Block&& blo
         block(b * kChannelBlock, std::min(kChannelBlock, channels - b * kChannelBlock));
 }
 
+// Training backward of one channel from its sums: writes grad_bias, grad_weight, and the
+// coefficients of grad_x = a * (dy - mean_dy) + b * (x - mean).
+struct TrainGrad {
+    double a, mean_dy, b, mean;
+};
+template <class T>
+TrainGrad train_grad(index_t c, const Totals& t, double shift, double count, const T* weight, T* grad_weight,
+                     T* grad_bias, double eps) {
+    const MeanVar mv(t, shift, count);
+    const double invstd = 1.0 / std::sqrt(mv.var + eps);
+    const double dy_xmu = t.gd - (mv.mean - shift) * t.g;   // sum(dy * (x - mean))
+    const double w = weight ? double(weight[c]) : 1.0;
+    grad_bias[c] = T(t.g);
+    if (grad_weight) grad_weight[c] = T(dy_xmu * invstd);
+    return {w * invstd, t.g / count, -w * invstd * invstd * invstd * dy_xmu / count, mv.mean};
+}
+
+}  // namespace norm
+
 template <class T>
 void batch_norm_forward_train(T* y, T* running_mean, T* running_var, const T* x, const T* weight,
                               const T* bias, const BatchNormSizes& s) {
     // y, x: (N, C, S); weight, bias, running_mean, running_var: (C,) or null
+    using namespace norm;
     const index_t plane_stride = s.c * s.s;
     const double count = double(s.n) * double(s.s), m = s.momentum;
     const auto finish_channel = [&](index_t c, const MeanVar& mv, double& scale, double& offset) {
@@ -88,6 +110,7 @@ template <class T>
 void batch_norm_forward_eval(T* y, const T* x, const T* running_mean, const T* running_var,
                              const T* weight, const T* bias, const BatchNormSizes& s) {
     // y, x: (N, C, S); running_mean, running_var: (C,); weight, bias: (C,) or null
+    using namespace norm;
     std::vector<T> scale(s.c), offset(s.c);
     for (index_t c = 0; c < s.c; ++c) {
         const double sc = (weight ? double(weight[c]) : 1.0) / std::sqrt(double(running_var[c]) + s.eps);
@@ -110,27 +133,11 @@ void batch_norm_forward_eval(T* y, const T* x, const T* running_mean, const T* r
         }
 }
 
-// Training backward of one channel from its sums: writes grad_bias, grad_weight, and the
-// coefficients of grad_x = a * (dy - mean_dy) + b * (x - mean).
-struct TrainGrad {
-    double a, mean_dy, b, mean;
-};
-template <class T>
-TrainGrad train_grad(index_t c, const Totals& t, double shift, double count, const T* weight, T* grad_weight,
-                     T* grad_bias, double eps) {
-    const MeanVar mv(t, shift, count);
-    const double invstd = 1.0 / std::sqrt(mv.var + eps);
-    const double dy_xmu = t.gd - (mv.mean - shift) * t.g;   // sum(dy * (x - mean))
-    const double w = weight ? double(weight[c]) : 1.0;
-    grad_bias[c] = T(t.g);
-    if (grad_weight) grad_weight[c] = T(dy_xmu * invstd);
-    return {w * invstd, t.g / count, -w * invstd * invstd * invstd * dy_xmu / count, mv.mean};
-}
-
 template <class T>
 void batch_norm_backward_train(T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x,
                                const T* weight, const BatchNormSizes& s) {
     // grad_x, grad_out, x: (N, C, S); grad_weight, grad_bias, weight: (C,) (grad_weight, weight may be null)
+    using namespace norm;
     const index_t plane_stride = s.c * s.s;
     const double count = double(s.n) * double(s.s);
     const T* ones = nullptr;   // dy is not weighted in the sums
@@ -190,6 +197,7 @@ void batch_norm_backward_eval(T* grad_x, T* grad_weight, T* grad_bias, const T* 
                               const T* running_mean, const T* running_var, const T* weight,
                               const BatchNormSizes& s) {
     // grad_x, grad_out, x: (N, C, S); the rest (C,) (grad_weight, weight may be null)
+    using namespace norm;
     const index_t plane_stride = s.c * s.s;
     const T* ones = nullptr;
     const auto invstd = [&](index_t c) { return 1.0 / std::sqrt(double(running_var[c]) + s.eps); };

@@ -24,12 +24,22 @@
 namespace convkit {
 namespace CONVKIT_ISA {
 
+namespace norm {
+
 constexpr index_t kColumnBlock = 512;   // S == 1 backward: columns per task
+
+// Per-row constants of the backward: grad_x = rstd * w * dy + b * (x - mean) + c.
+struct RowGrad {
+    double mean, rstd, b, c;
+};
+
+}  // namespace norm
 
 template <class T>
 void group_norm_forward(T* y, double* mean, double* var, const T* x, const T* weight, const T* bias,
                         const GroupNormSizes& s) {
     // y, x: (N, C, S) = N*G rows of M = C/G*S; weight, bias: (C,) or null; mean, var: (N*G,) or null
+    using namespace norm;
     const index_t cg = s.c / s.groups, m = cg * s.s, rows = s.n * s.groups;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
     for (index_t r = 0; r < rows; ++r) {
@@ -63,15 +73,11 @@ void group_norm_forward(T* y, double* mean, double* var, const T* x, const T* we
     }
 }
 
-// Per-row constants of the backward: grad_x = rstd * w * dy + b * (x - mean) + c.
-struct RowGrad {
-    double mean, rstd, b, c;
-};
-
 template <class T>
 void group_norm_backward(T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x,
                          const T* weight, const GroupNormSizes& s) {
     // grad_x, grad_out, x: (N, C, S) = N*G rows of M = C/G*S; weight, grad_weight, grad_bias: (C,)
+    using namespace norm;
     const index_t cg = s.c / s.groups, m = cg * s.s, rows = s.n * s.groups;
     const bool per_plane = s.s > 1;
     const T* ones = nullptr;

@@ -28,6 +28,7 @@
 
 namespace convkit {
 namespace CONVKIT_ISA {
+namespace norm {   // helpers of the norm kernels (batch_norm_impl.hpp, group_norm_impl.hpp)
 
 #if defined(__AVX512F__)
 constexpr int kStatBytes = 64;
@@ -144,5 +145,6 @@ template <class T> inline void scale_shift(T* y, const T* x, index_t len, T scal
     for (index_t i = 0; i < len; ++i) y[i] = x[i] * scale + offset;
 }
 
+}  // namespace norm
 }  // namespace CONVKIT_ISA
 }  // namespace convkit

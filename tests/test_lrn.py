@@ -153,6 +153,20 @@ def test_deterministic_across_thread_counts(rng, threads):
         np.testing.assert_array_equal(a, b)
 
 
+def test_concurrent_python_threads(rng):
+    """Calls from several Python threads at once (GIL released) give the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+    xs = [rng.standard_normal((2, 16, 30, 20)).astype(np.float32) for _ in range(6)]
+    run = lambda x: (convkit.local_response_norm(x, 5, 0.1), convkit.local_response_norm_backward(x, x, 5, 0.1),
+                     convkit.batch_norm(x, None, None, training=True), convkit.group_norm(x, 4))
+    serial = [run(x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(run, xs))
+    for a, b in zip(serial, parallel):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_hypothesis_configs(data):
