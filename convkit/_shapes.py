@@ -617,6 +617,164 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- norm: batch norm, fold_batch_norm, group/layer/instance norm, local response norm
 
+class NormGeometry(NamedTuple):
+    """x of a normalisation op viewed as (N, C, S): S = product of the spatial sizes."""
+    n: int
+    c: int
+    s: int
+
+    @property
+    def shape3(self) -> tuple:
+        return (self.n, self.c, self.s)
+
+
+def as_float(fn: str, name: str, value) -> float:
+    """A real, finite Python/NumPy number (not bool) as float; TypeError / ValueError otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{fn}: {name} must be finite, got {value!r}")
+    return value
+
+
+def check_eps(fn: str, eps) -> float:
+    eps = as_float(fn, "eps", eps)
+    if eps < 0:
+        raise ValueError(f"{fn}: eps must be >= 0, got {eps!r}")
+    return eps
+
+
+def _prod(shape) -> int:
+    p = 1
+    for v in shape:
+        p *= v
+    return p
+
+
+def norm_geometry(fn: str, x, min_ndim: int) -> NormGeometry:
+    """(N, C, S) of x: (N, C, *spatial) with at least min_ndim dimensions."""
+    if x.ndim < min_ndim:
+        raise ValueError(f"{fn}: x must be at least {min_ndim}-D (N, C, *spatial), got shape {tuple(x.shape)}")
+    return NormGeometry(x.shape[0], x.shape[1], _prod(x.shape[2:]))
+
+
+def check_writeable(fn: str, **arrays):
+    """Arrays updated in place (running statistics): writeable."""
+    for name, a in arrays.items():
+        if a is not None and not a.flags.writeable:
+            raise ValueError(f"{fn}: {name} must be writeable (it is updated in place), got a read-only array")
+
+
+def check_norm_arrays(fn: str, x, **arrays):
+    """x and the optional companion arrays (weight, bias, grad_out, ...): float, same kind and dtype."""
+    check_float_array(fn, "x", x)
+    for name, a in arrays.items():
+        if a is not None:
+            check_float_array(fn, name, a)
+    check_same_kind(fn, x=x, **arrays)
+
+
+def check_vector(fn: str, name: str, a, length: int, what: str = "C"):
+    """An optional per-channel parameter of shape (length,)."""
+    if a is not None and tuple(a.shape) != (length,):
+        raise ValueError(f"{fn}: {name} must have shape ({length},) ({what}={length}), got {tuple(a.shape)}")
+
+
+def check_no_overlap(fn: str, out, *inputs):
+    """out must not share memory with an input (the kernels read inputs after writing out)."""
+    if out is None or array_module_name(out) != "numpy":
+        return
+    if any(a is not None and np.may_share_memory(out, a) for a in inputs):
+        raise ValueError(f"{fn}: out must not overlap an input array")
+
+
+def batch_norm_args(fn: str, x, running_mean, running_var, weight, bias, training: bool, momentum, eps,
+                    grad_out=None):
+    """Validate batch_norm / batch_norm_backward arguments -> (NormGeometry, eps, momentum)."""
+    check_norm_arrays(fn, x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias,
+                      grad_out=grad_out)
+    g = norm_geometry(fn, x, 2)
+    for name, a in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        check_vector(fn, name, a, g.c)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{fn}: running_mean and running_var are required when training=False, got "
+                         f"running_mean={_kind(running_mean)}, running_var={_kind(running_var)}")
+    if training and g.n * g.s == 1:
+        raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
+                         f"got x of shape {tuple(x.shape)}")
+    if momentum is None:
+        raise ValueError(f"{fn}: momentum=None (cumulative moving average) is not supported; "
+                         f"pass a float such as 0.1")
+    momentum = as_float(fn, "momentum", momentum)
+    return g, check_eps(fn, eps), momentum
+
+
+def _kind(a) -> str:
+    return "None" if a is None else "an array"
+
+
+def group_norm_args(fn: str, x, num_groups, weight, eps, bias=None, grad_out=None):
+    """Validate group_norm arguments -> (NormGeometry, groups, eps)."""
+    check_norm_arrays(fn, x, weight=weight, bias=bias, grad_out=grad_out)
+    g = norm_geometry(fn, x, 2)
+    groups = as_int(fn, "num_groups", num_groups)
+    if groups <= 0 or g.c % groups:
+        raise ValueError(f"{fn}: num_groups={groups} must be positive and divide the {g.c} channels of x")
+    check_vector(fn, "weight", weight, g.c)
+    check_vector(fn, "bias", bias, g.c)
+    return g, groups, check_eps(fn, eps)
+
+
+def layer_norm_args(fn: str, x, normalized_shape, weight, eps, bias=None, grad_out=None):
+    """Validate layer_norm arguments -> (rows, row_length, normalized_shape, eps): x = (rows, M)."""
+    check_norm_arrays(fn, x, weight=weight, bias=bias, grad_out=grad_out)
+    if isinstance(normalized_shape, (tuple, list)):
+        shape = tuple(as_int(fn, "normalized_shape", v) for v in normalized_shape)
+    else:
+        shape = (as_int(fn, "normalized_shape", normalized_shape),)
+    k = len(shape)
+    if k == 0 or k > x.ndim or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ValueError(f"{fn}: normalized_shape={normalized_shape!r} must be non-empty and equal the "
+                         f"trailing dimensions of x, got x of shape {tuple(x.shape)}")
+    for name, a in (("weight", weight), ("bias", bias)):
+        if a is not None and tuple(a.shape) != shape:
+            raise ValueError(f"{fn}: {name} must have shape normalized_shape={shape}, got {tuple(a.shape)}")
+    return _prod(x.shape[:x.ndim - k]), _prod(shape), shape, check_eps(fn, eps)
+
+
+def instance_norm_args(fn: str, x, running_mean, running_var, weight, bias, use_input_stats: bool,
+                       momentum, eps, grad_out=None):
+    """Validate instance_norm arguments -> (NormGeometry, eps, momentum)."""
+    check_norm_arrays(fn, x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias,
+                      grad_out=grad_out)
+    g = norm_geometry(fn, x, 3)
+    for name, a in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        check_vector(fn, name, a, g.c)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{fn}: pass both running_mean and running_var or neither, got "
+                         f"running_mean={_kind(running_mean)}, running_var={_kind(running_var)}")
+    if use_input_stats and g.s == 1:
+        raise ValueError(f"{fn}: expected more than 1 spatial element when use_input_stats=True, "
+                         f"got x of shape {tuple(x.shape)}")
+    if not use_input_stats and running_mean is None:
+        raise ValueError(f"{fn}: running_mean and running_var are required when use_input_stats=False")
+    if momentum is None:
+        raise ValueError(f"{fn}: momentum=None (cumulative moving average) is not supported; pass a float")
+    return g, check_eps(fn, eps), as_float(fn, "momentum", momentum)
+
+
+def lrn_args(fn: str, x, size, alpha, beta, k, grad_out=None):
+    """Validate local_response_norm arguments -> (NormGeometry, size, alpha, beta, k)."""
+    check_norm_arrays(fn, x, grad_out=grad_out)
+    g = norm_geometry(fn, x, 3)
+    size = as_int(fn, "size", size)
+    if size <= 0:
+        raise ValueError(f"{fn}: size must be positive, got {size}")
+    return g, size, as_float(fn, "alpha", alpha), as_float(fn, "beta", beta), as_float(fn, "k", k)
+
 
 # --------------------------------------------------------------------------- transpose: transposed convolution (conv_transpose1d/2d) and depthwise convolution
 

@@ -1,0 +1,344 @@
+// convkit/src/lrn_impl.hpp -- local response normalisation kernels for one instruction set.
+//
+// Compiled once per instruction set (norm_<isa>.cpp defines CONVKIT_ISA to avx512 / avx2 /
+// generic); norm_dispatch.cpp picks the variant at run time. Writes: y and grad_x are fully
+// OVERWRITTEN, never accumulated into.
+//
+// One task per (image, block of kPixelBlock pixels) walks the channels once. The window
+// sums over channels come from a sliding-window sum (van Herk / Gil-Werman): the channel
+// axis, zero-padded by size/2 below and (size-1)/2 above, is cut into blocks of `size`;
+// every window is the suffix sum of one block plus the prefix sum of the next, both
+// built by additions only. So each element costs O(1) whatever the size, nothing is ever
+// subtracted (no drift, no cancellation: the accuracy of a direct sum, in T like
+// PyTorch; a NaN or inf stays inside the windows that hold it), and the pixel loops are
+// SIMD loops over kLanes pixels (GCC/Clang vector extensions). Each output depends on
+// its pixel's data only: results are bit-identical for any thread count.
+//
+// Backward, with q[c] = scale[c]^-beta and t[c] = dy[c] x[c] q[c] / scale[c]:
+//   grad_x[i] = dy[i] q[i] - 2 alpha beta / size * x[i] * sum of t[c] over c in [i - (size-1)/2, i + size/2]
+// (the channels whose window holds i): a second sliding sum over t, fed by the first
+// one, in the same walk; a ring of size + 1 rows keeps q until grad_x needs it.
+//
+// scale^-beta: float with beta = 0.75 (AlexNet / Caffe), k >= FLT_MIN and alpha >= 0 uses
+// hardware reciprocal square root estimates and one Newton step (FastThreeQuarters, rel.
+// error < 1e-6; scale >= k > 0 there); otherwise exact square roots (beta 0.75, 0.5), a
+// division (beta 1) or std::pow per element.
+#pragma once
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include "lrn.hpp"
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef CONVKIT_ISA
+#error "define CONVKIT_ISA before including lrn_impl.hpp"
+#endif
+
+namespace convkit {
+namespace CONVKIT_ISA {
+namespace lrn {
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+constexpr index_t kPixelBlock = 256;   // pixels per task (a multiple of kLanes): scratch rows stay in L1
+
+typedef float Floats __attribute__((vector_size(kLanes * sizeof(float))));
+typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));
+template <class T> struct VecOf;
+template <> struct VecOf<float> { typedef Floats type; };
+template <> struct VecOf<double> { typedef Doubles type; };
+template <class T> using Vec = typename VecOf<T>::type;
+
+template <class T> inline Vec<T> load(const T* p) {
+    Vec<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <class T> inline void store(T* p, Vec<T> v) { std::memcpy(p, &v, sizeof v); }
+// The first `count` lanes from / to tensor memory (the last vector of a row); others read 0.
+// The loops pass a compile-time count (Full) for every vector but that last one.
+using Full = std::integral_constant<int, kLanes>;
+template <class T> inline Vec<T> load_part(const T* p, Full) { return load(p); }
+template <class T> inline void store_part(T* p, Vec<T> v, Full) { store(p, v); }
+template <class T> inline Vec<T> load_part(const T* p, int count) {
+    Vec<T> v = {};
+    std::memcpy(&v, p, count * sizeof(T));
+    return v;
+}
+template <class T> inline void store_part(T* p, Vec<T> v, int count) { std::memcpy(p, &v, count * sizeof(T)); }
+
+inline int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// ------------------------------------------------------------------ scale^-beta
+// apply(scale, beta, q, inv): q = scale^-beta, inv = 1 / scale.
+
+inline Floats rsqrt_estimate(Floats a) {
+#if defined(__AVX512F__)
+    return (Floats)_mm512_rsqrt14_ps((__m512)a);
+#elif defined(__AVX__)
+    return (Floats)_mm256_rsqrt_ps((__m256)a);
+#elif defined(__SSE__)
+    return (Floats)_mm_rsqrt_ps((__m128)a);
+#else
+    Floats r;
+    for (int l = 0; l < kLanes; ++l) r[l] = 1.0f / std::sqrt(a[l]);
+    return r;
+#endif
+}
+
+// float, beta = 0.75, scale in [FLT_MIN, inf]. Estimates r ~ s^-1/2 and e ~ r^-1/2 = s^1/4
+// (12 bits each) give q0 = r r e ~ s^-3/4; one Newton step on q^4 s^3 = 1, written
+// h = (q0 s)^3 q0 so nothing overflows, refines it: q = q0 (5 - h) / 4 (rel. error < 1e-6);
+// 1/s = (q q s)^2.
+// Short dependency chains matter here: the loop is bound by how many are in flight.
+// An infinite scale gives q = inv = 0 (x / inf).
+struct FastThreeQuarters {
+    static void apply(Floats s, float, Floats& q, Floats& inv) {
+        const Floats zero = {};
+        const auto infinite = s > zero + FLT_MAX;   // NaN compares false: it propagates
+        const Floats r = rsqrt_estimate(s), e = rsqrt_estimate(r);
+        const Floats q0 = (r * r) * e, t = q0 * s;
+        const Floats h = (t * t) * (t * q0);
+        q = infinite ? zero : q0 * (1.25f - 0.25f * h);
+        const Floats rs = q * (q * s);          // s^-1/2
+        inv = infinite ? zero : rs * rs;
+    }
+};
+
+// Exact powers, one lane at a time.
+template <class Power> struct ExactPow {
+    template <class V, class T> static void apply(V s, T beta, V& q, V& inv) {
+        for (int l = 0; l < kLanes; ++l) q[l] = T(1) / Power::of(s[l], beta);
+        inv = T(1) / s;
+    }
+};
+struct ThreeQuarters { template <class T> static T of(T v, T) { return std::sqrt(v * std::sqrt(v)); } };
+struct Half { template <class T> static T of(T v, T) { return std::sqrt(v); } };
+struct One { template <class T> static T of(T v, T) { return v; } };
+struct AnyBeta { template <class T> static T of(T v, T beta) { return std::pow(v, beta); } };
+
+// ------------------------------------------------------------------ sliding window sums
+
+// Window sums of a stream of rows (one row = one channel's kPixelBlock pixels) over
+// `size` consecutive rows of the padded stream. Row j enters at step j; window c covers
+// padded rows [c, c + size - 1] and is complete at step c + size - 1. Blocks of `size`
+// padded rows: a window starting a block is that block's full prefix sum; any other is the
+// suffix sum of its first block plus the prefix sum of the next (built when the first
+// block ends). Scratch: 2*size + 1 rows.
+template <class T> struct SlidingSum {
+    T* values;    // size rows: the current block's inputs
+    T* suffix;    // size rows: suffix sums of the previous block
+    T* prefix;    // 1 row: prefix sums of the current block so far
+    index_t size;
+
+    static index_t scratch_rows(index_t size) { return 2 * size + 1; }
+
+    // The row-wide state of step j: where input j goes, where window j - size + 1 reads.
+    struct Step {
+        T* value_row;
+        T* prefix;
+        bool continues_block;     // j is not the first row of a block
+        const T* suffix_row;      // null: the window is one whole block (or none ends here)
+    };
+    Step step(index_t j) const {
+        const index_t offset = j % size, start = j - (size - 1);
+        const T* suf = start > 0 && start % size ? suffix + (start % size) * kPixelBlock : nullptr;
+        return {values + offset * kPixelBlock, prefix, offset != 0, suf};
+    }
+    // Push one vector of row j at pixel i; returns the window sum ending at row j.
+    static Vec<T> push(const Step& st, index_t i, Vec<T> v) {
+        store(st.value_row + i, v);
+        const Vec<T> p = st.continues_block ? load(st.prefix + i) + v : v;
+        store(st.prefix + i, p);
+        return st.suffix_row ? load(st.suffix_row + i) + p : p;
+    }
+    // After the last row of a block: its suffix sums (len pixels), for the windows starting inside it.
+    void finish_step(index_t j, index_t len) const {
+        if (size == 1 || j % size != size - 1) return;   // size 1: every window is one block
+        for (index_t i = 0; i < len; i += kLanes) {
+            Vec<T> acc = load(values + (size - 1) * kPixelBlock + i);
+            store(suffix + (size - 1) * kPixelBlock + i, acc);
+            for (index_t o = size - 2; o >= 1; --o) {
+                acc += load(values + o * kPixelBlock + i);
+                store(suffix + o * kPixelBlock + i, acc);
+            }
+        }
+    }
+};
+
+template <class T> SlidingSum<T> sliding_sum(T* scratch, index_t size) {
+    return {scratch, scratch + size * kPixelBlock, scratch + 2 * size * kPixelBlock, size};
+}
+
+// ------------------------------------------------------------------ kernels
+
+// Per-task constants. The window reaches `before` channels below and `after` above; both
+// are capped at C (a window never holds more than all C channels), so the scratch stays
+// O(C) rows for any size; the divisor remains the requested size.
+template <class T> struct Params {
+    index_t c, stride, before, after, size;   // channels, channel stride (S), window: size = before + after + 1
+    T k, coef, coef_grad, beta;               // k, alpha/size, 2 alpha beta/size, beta
+};
+
+template <class T> Params<T> params(const LrnSizes& s) {
+    const index_t before = std::min(s.size / 2, s.c), after = std::min((s.size - 1) / 2, s.c);
+    return {s.c, s.s, before, after, before + after + 1, T(s.k), T(s.alpha / double(s.size)),
+            T(2.0 * s.alpha * s.beta / double(s.size)), T(s.beta)};
+}
+
+// One image's block of `len` pixels: x, y point at its first pixel in channel 0.
+template <class T, class Pow>
+void forward_block(T* y, const T* x, index_t len, const Params<T>& p, T* scratch) {
+    const SlidingSum<T> squares = sliding_sum(scratch, p.size);
+    const index_t channels = p.c, stride = p.stride, before = p.before, size = p.size;
+    const T k = p.k, coef = p.coef, beta = p.beta;
+    for (index_t j = 0; j < channels + size - 1; ++j) {
+        const index_t in = j - before, out = j - (size - 1);   // channel entering; window completed
+        const T* x_in = in >= 0 && in < channels ? x + in * stride : nullptr;
+        const T* x_out = x + out * stride;
+        T* y_out = y + out * stride;
+        const auto st = squares.step(j);
+        const auto body = [&](index_t i, auto count) {
+            if (x_in) __builtin_prefetch(x_in + stride + i);   // next step's row
+            const Vec<T> a = x_in ? load_part(x_in + i, count) : Vec<T>{};
+            const Vec<T> sum = SlidingSum<T>::push(st, i, a * a);
+            if (out < 0) return;
+            Vec<T> q, inv;
+            Pow::apply(k + coef * sum, beta, q, inv);
+            store_part(y_out + i, load_part(x_out + i, count) * q, count);
+        };
+        index_t i = 0;
+        for (; i + kLanes <= len; i += kLanes) body(i, Full{});
+        if (i < len) body(i, int(len - i));
+        squares.finish_step(j, len);
+    }
+}
+
+template <class T, class Pow>
+void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const Params<T>& p, T* scratch) {
+    const index_t rows = SlidingSum<T>::scratch_rows(p.size);
+    const SlidingSum<T> squares = sliding_sum(scratch, p.size);
+    const SlidingSum<T> ts = sliding_sum(scratch + rows * kPixelBlock, p.size);
+    T* q_ring = scratch + 2 * rows * kPixelBlock;   // size + 1 rows: q of the last channels
+    T* t_rows = q_ring + (p.size + 1) * kPixelBlock;  // 2 rows: t of this and the previous step
+    const index_t channels = p.c, stride = p.stride, before = p.before, after = p.after, size = p.size;
+    const T k = p.k, coef = p.coef, coef_grad = p.coef_grad, beta = p.beta;
+    // Step j, first half: x^2 of channel j - before enters; scale, q and t of channel
+    // c = j - size + 1 are computed. Second half, one step behind so the two halves are
+    // independent work for the CPU: t of channel c - 1 enters the t stream as its row
+    // c - 1 + after, and grad_x of channel c - 1 - before (t window complete) is written.
+    for (index_t j = 0; j < channels + size + before; ++j) {
+        const index_t in = j - before, c = j - (size - 1), jt = c - 1 + after, out = c - 1 - before;
+        const T* x_in = in >= 0 && in < channels ? x + in * stride : nullptr;
+        const bool has_c = c >= 0 && c < channels;
+        const auto sq = squares.step(j);
+        T* q_c = q_ring + (has_c ? c % (size + 1) : 0) * kPixelBlock;
+        T* t_c = t_rows + (j & 1) * kPixelBlock;
+        const T* t_prev = t_rows + ((j + 1) & 1) * kPixelBlock;
+        const T* g_c = grad_out + c * stride;
+        const T* x_c = x + c * stride;
+        const bool t_step = jt >= 0;
+        const auto tt = t_step ? ts.step(jt) : typename SlidingSum<T>::Step{};
+        const T* q_out = q_ring + (out >= 0 ? out % (size + 1) : 0) * kPixelBlock;
+        const T* g_out = grad_out + out * stride;
+        const T* x_out = x + out * stride;
+        T* gx_out = grad_x + out * stride;
+        const auto body = [&](index_t i, auto count) {
+            if (x_in) {   // next step's rows
+                __builtin_prefetch(x_in + stride + i);
+                __builtin_prefetch(g_c + (after + 1) * stride + i);
+            }
+            const Vec<T> a = x_in ? load_part(x_in + i, count) : Vec<T>{};
+            const Vec<T> scale = k + coef * SlidingSum<T>::push(sq, i, a * a);
+            Vec<T> t = {};
+            if (has_c) {
+                Vec<T> q, inv;
+                Pow::apply(scale, beta, q, inv);
+                store(q_c + i, q);
+                t = load_part(g_c + i, count) * load_part(x_c + i, count) * (q * inv);
+            }
+            store(t_c + i, t);
+            if (!t_step) return;
+            const Vec<T> t_sum = SlidingSum<T>::push(tt, i, load(t_prev + i));
+            if (out < 0) return;
+            const Vec<T> g = load_part(g_out + i, count), xo = load_part(x_out + i, count);
+            store_part(gx_out + i, g * load(q_out + i) - coef_grad * xo * t_sum, count);
+        };
+        index_t i = 0;
+        for (; i + kLanes <= len; i += kLanes) body(i, Full{});
+        if (i < len) body(i, int(len - i));
+        squares.finish_step(j, len);
+        if (t_step) ts.finish_step(jt, len);
+    }
+}
+
+// Runs block(task pointers..., len, params, scratch) over every (image, pixel block).
+template <class T, class Block>
+void for_each_block(const LrnSizes& s, index_t scratch_rows, Block&& block) {
+    const index_t blocks = ceil_div(s.s, kPixelBlock), per_thread = scratch_rows * kPixelBlock;
+    AlignedBuffer<T> scratch = aligned_buffer<T>(num_threads() * per_thread);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+    for (index_t n = 0; n < s.n; ++n)
+        for (index_t b = 0; b < blocks; ++b) {
+            const index_t p0 = b * kPixelBlock;
+            block(n * s.c * s.s + p0, std::min(kPixelBlock, s.s - p0), scratch.get() + thread_index() * per_thread);
+        }
+}
+
+// Calls kernel(Pow{}) with the scale^-beta policy for these parameters.
+template <class T, class Kernel> void with_pow(const LrnSizes& s, Kernel&& kernel) {
+    const bool fast = std::is_same<T, float>::value && s.beta == 0.75 && s.k >= FLT_MIN && s.alpha >= 0;
+    if constexpr (std::is_same<T, float>::value)
+        if (fast) return kernel(FastThreeQuarters{});
+    if (s.beta == 0.75) kernel(ExactPow<ThreeQuarters>{});
+    else if (s.beta == 0.5) kernel(ExactPow<Half>{});
+    else if (s.beta == 1.0) kernel(ExactPow<One>{});
+    else kernel(ExactPow<AnyBeta>{});
+}
+
+}  // namespace lrn
+
+template <class T> void local_response_norm_forward(T* y, const T* x, const LrnSizes& s) {
+    // y, x: (N, C, S)
+    const lrn::Params<T> p = lrn::params<T>(s);
+    lrn::with_pow<T>(s, [&](auto pow) {
+        using Pow = decltype(pow);
+        const index_t rows = lrn::SlidingSum<T>::scratch_rows(p.size);
+        lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {
+            lrn::forward_block<T, Pow>(y + first, x + first, len, p, scratch);
+        });
+    });
+}
+
+template <class T> void local_response_norm_backward(T* grad_x, const T* grad_out, const T* x, const LrnSizes& s) {
+    // grad_x, grad_out, x: (N, C, S)
+    const lrn::Params<T> p = lrn::params<T>(s);
+    const index_t rows = 2 * lrn::SlidingSum<T>::scratch_rows(p.size) + p.size + 3;
+    lrn::with_pow<T>(s, [&](auto pow) {
+        using Pow = decltype(pow);
+        lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {
+            lrn::backward_block<T, Pow>(grad_x + first, grad_out + first, x + first, len, p, scratch);
+        });
+    });
+}
+
+}  // namespace CONVKIT_ISA
+}  // namespace convkit
