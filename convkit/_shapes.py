@@ -7,6 +7,9 @@ names the function, the argument and the offending value.
 """
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 import operator
 from typing import NamedTuple
 
@@ -367,9 +370,6 @@ def pool_as_2d(g: PoolGeometry) -> PoolGeometry:
 
 
 # --------------------------------------------------------------------------- resample: max-unpooling and upsampling (nearest, bed of nails, bilinear)
-import functools  # noqa: E402  (this section's own imports: family sections stay self-contained)
-import math  # noqa: E402
-import numbers  # noqa: E402
 
 
 class UnpoolGeometry(NamedTuple):

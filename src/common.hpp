@@ -43,5 +43,6 @@ template <class T> AlignedBuffer<T> aligned_buffer(index_t count) {
 int num_threads();
 void set_num_threads(int n);
 bool openmp_enabled();
+int thread_index();   // omp_get_thread_num() inside a parallel region, 0 without OpenMP
 
 }  // namespace convkit

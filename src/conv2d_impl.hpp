@@ -21,14 +21,6 @@
 namespace convkit {
 namespace CONVKIT_ISA {
 
-inline int thread_id() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 // Pack rows [k0, k0+kc) x columns [j0, j0+n) of col(x) for one image/group into NR panels.
 // Row k = (c, kh, kw), column j = (oh, ow): value x[c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw].
 // Walks each row in runs that stay inside one output row and one panel; a run fully
@@ -129,7 +121,7 @@ void conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dS
         for (index_t g = 0; g < G; ++g)
             pack_a_full(wpack.get() + g * mpad * K, w + g * Cog * K, K, 1, Cog, K);
 
-        T* bbuf = bbufs[thread_id()].get();
+        T* bbuf = bbufs[thread_index()].get();
 #pragma omp for schedule(dynamic)
         for (index_t task = 0; task < s.n * G * nblocks; ++task) {
             const index_t ng = task / nblocks, j0 = (task % nblocks) * nc, g = ng % G;
@@ -186,9 +178,9 @@ void conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2d
         for (index_t g = 0; g < G; ++g)   // A = W[g]^T: element (k, co) at w[g*Cog*K + co*K + k]
             pack_a_full(wpack.get() + g * kpad * Cog, w + g * Cog * K, 1, K, K, Cog);
 
-        T* bbuf = bbufs[thread_id()].get();
+        T* bbuf = bbufs[thread_index()].get();
         if (per_image) {
-            T* col = cols[thread_id()].get();
+            T* col = cols[thread_index()].get();
 #pragma omp for schedule(dynamic)
             for (index_t ng = 0; ng < images; ++ng) {
                 for (index_t b = 0; b < nblocks; ++b) gemm_columns(col, bbuf, ng, b * nc);
@@ -233,8 +225,8 @@ void conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv
 #pragma omp parallel for num_threads(nt) schedule(dynamic)
     for (index_t task = 0; task < G * nblocks; ++task) {
         const index_t g = task / nblocks, j0 = (task % nblocks) * nc, n = std::min(nc, K - j0);
-        T* abuf = abufs[thread_id()].get();
-        T* bbuf = bbufs[thread_id()].get();
+        T* abuf = abufs[thread_index()].get();
+        T* bbuf = bbufs[thread_index()].get();
         for (index_t img = 0; img < s.n; ++img) {   // images summed in order: deterministic
             const T* dy = grad_out + (img * G + g) * Cog * P;
             const T* xg = x + (img * G + g) * Cig * s.h * s.w;

@@ -79,20 +79,47 @@ void pack_a_full(T* dst, const T* a, index_t rs, index_t cs, index_t m, index_t 
 }
 
 // Pack rows [0, kc) x cols [0, n) of a strided matrix (element (k, j) at b[k*rs + j*cs])
-// into NR-column panels, zero-padding the last panel.
+// into NR-column panels, zero-padding the last panel: the general (scalar) loop.
 template <class T>
-void pack_b(T* __restrict dst, const T* b, index_t rs, index_t cs, index_t kc, index_t n) {
+void pack_b_strided(T* __restrict dst, const T* b, index_t rs, index_t cs, index_t kc, index_t n) {
     constexpr int NR = Tile<T>::NR;
     for (index_t j0 = 0; j0 < n; j0 += NR) {
         const index_t nr = std::min<index_t>(NR, n - j0);
         for (index_t k = 0; k < kc; ++k) {
             const T* src = b + k * rs + j0 * cs;
-            if (cs == 1) std::copy(src, src + nr, dst + k * NR);   // rows contiguous: vector copy
-            else for (index_t j = 0; j < nr; ++j) dst[k * NR + j] = src[j * cs];
+            for (index_t j = 0; j < nr; ++j) dst[k * NR + j] = src[j * cs];
             for (index_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
         }
         dst += kc * NR;
     }
+}
+
+// pack_b_strided with fixed-width loops for full panels of the two common layouts, where
+// the general loop would call memmove per k row or gather one scalar per load:
+//   cs == 1  (B rows contiguous): NR-wide row copies;
+//   rs == 1  (B columns contiguous, e.g. W^T of a linear layer): runs of kRun along k.
+template <class T>
+void pack_b(T* __restrict dst, const T* b, index_t rs, index_t cs, index_t kc, index_t n) {
+    constexpr int NR = Tile<T>::NR;
+    constexpr index_t kRun = 8;
+    const index_t full = n - n % NR;
+    for (index_t j0 = 0; j0 < full; j0 += NR, dst += kc * NR) {
+        const T* src = b + j0 * cs;
+        if (cs == 1) {
+            for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 64
+                for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[k * rs + j];
+        } else if (rs == 1) {
+            for (index_t k0 = 0; k0 < kc; k0 += kRun) {
+                const index_t run = std::min(kRun, kc - k0);
+                for (int j = 0; j < NR; ++j)
+                    for (index_t k = k0; k < k0 + run; ++k) dst[k * NR + j] = src[j * cs + k];
+            }
+        } else {
+            pack_b_strided(dst, src, rs, cs, kc, NR);
+        }
+    }
+    if (full < n) pack_b_strided(dst, b + full * cs, rs, cs, kc, n - full);
 }
 
 // C tile (mr <= MR rows, nr <= NR columns) (=|+=) packed A panel * packed B panel.

@@ -79,14 +79,6 @@ template <class T> inline Vec<T> load_part(const T* p, int count) {
 }
 template <class T> inline void store_part(T* p, Vec<T> v, int count) { std::memcpy(p, &v, count * sizeof(T)); }
 
-inline int thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 // ------------------------------------------------------------------ scale^-beta
 // apply(scale, beta, q, inv): q = scale^-beta, inv = 1 / scale.
 

@@ -13,7 +13,7 @@
 //   packed  everything else: the BLIS-style engine of gemm.hpp. Tasks are tiles of C
 //           (row blocks of kRowBlock rows x column blocks of column_block() columns);
 //           each task packs its own A rows and B columns per KC block (any strides:
-//           pack_a, pack_b_panels), then runs gemm.hpp's register-tile micro-kernel.
+//           pack_a, pack_b), then runs gemm.hpp's register-tile micro-kernel.
 //
 // Writes: C is fully OVERWRITTEN (k == 0 gives bias or zeros), never accumulated into.
 // Determinism: each C element is computed by exactly one task, k summed in a fixed order
@@ -36,14 +36,6 @@ constexpr index_t kParallelMinMacs = index_t(1) << 20;
 
 inline int matmul_threads(const MatmulSizes& s) {
     return s.m * s.n * s.k >= kParallelMinMacs ? num_threads() : 1;
-}
-
-inline int matmul_thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 // ------------------------------------------------------------------------------ dot path
@@ -251,35 +243,6 @@ void matmul_axpy(T* c, const T* a, const T* b, const T* bias, const MatmulSizes&
 
 template <class T> constexpr index_t kRowBlock = 16 * Tile<T>::MR;   // rows of C per task
 
-// gemm.hpp's pack_b (kc x n of B, element (p, j) at b[p*rs + j*cs], into NR-column panels),
-// with fixed-width loops for full panels of the two layouts the linear layer uses, where
-// the general loop would call memmove per k row or gather one scalar per load:
-//   cs == 1  (B rows contiguous: W in backward-data, x in backward-weight): NR-wide row copies;
-//   rs == 1  (B columns contiguous: W^T in forward): columns read in runs of kRun along k.
-template <class T>
-void pack_b_panels(T* __restrict dst, const T* b, index_t rs, index_t cs, index_t kc, index_t n) {
-    constexpr int NR = Tile<T>::NR;
-    constexpr index_t kRun = 8;
-    const index_t full = n - n % NR;
-    for (index_t j0 = 0; j0 < full; j0 += NR, dst += kc * NR) {
-        const T* src = b + j0 * cs;
-        if (cs == 1) {
-            for (index_t k = 0; k < kc; ++k)
-#pragma GCC unroll 64
-                for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[k * rs + j];
-        } else if (rs == 1) {
-            for (index_t k0 = 0; k0 < kc; k0 += kRun) {
-                const index_t run = std::min(kRun, kc - k0);
-                for (int j = 0; j < NR; ++j)
-                    for (index_t k = k0; k < k0 + run; ++k) dst[k * NR + j] = src[j * cs + k];
-            }
-        } else {
-            pack_b(dst, src, rs, cs, kc, NR);
-        }
-    }
-    if (full < n) pack_b(dst, b + full * cs, rs, cs, kc, n - full);
-}
-
 template <class T>
 void matmul_packed(T* c, const T* a, const T* b, const T* bias, const MatmulSizes& s) {
     // c (m x n) = a (m x k, any strides) * b (k x n, any strides) + bias
@@ -306,8 +269,8 @@ void matmul_packed(T* c, const T* a, const T* b, const T* bias, const MatmulSize
             [&](T* dst, index_t pc, index_t kc) {
                 pack_a(dst, ai + pc * s.a_col, s.a_row, s.a_col, m, kc);
                 return static_cast<const T*>(dst); },
-            [&](T* dst, index_t pc, index_t kc) { pack_b_panels(dst, bj + pc * s.b_row, s.b_row, s.b_col, kc, n); },
-            cij, s.n, false, abufs[matmul_thread_index()].get(), bbufs[matmul_thread_index()].get());
+            [&](T* dst, index_t pc, index_t kc) { pack_b(dst, bj + pc * s.b_row, s.b_row, s.b_col, kc, n); },
+            cij, s.n, false, abufs[thread_index()].get(), bbufs[thread_index()].get());
         if (bias)
             for (index_t i = 0; i < m; ++i)
                 for (index_t j = 0; j < n; ++j) cij[i * s.n + j] += bias[j0 + j];

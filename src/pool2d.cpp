@@ -21,14 +21,6 @@ namespace convkit {
 // Planes per scheduling chunk: about 8 chunks per thread (dynamic, so a busy core does not stall the rest).
 static index_t plane_chunk(index_t planes, int nt) { return std::max<index_t>(1, planes / (8 * static_cast<index_t>(nt))); }
 
-static int thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 // The adaptive bins of one axis, computed once per call (no divisions in the loops).
 struct Bins {
     std::vector<index_t> start, end;

@@ -35,14 +35,6 @@
 namespace convkit {
 namespace CONVKIT_ISA {
 
-inline int pool_thread() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 // One vector register of T and the integer lanes of the same width (GCC/Clang vector
 // extensions, so the register blocks below are vectorised for certain, for every ISA).
 #if defined(__AVX512F__)
@@ -193,7 +185,7 @@ void forward_tasks(const T* x, const Pool2dSizes& s, const ForwardTasks& tasks, 
     }
 #pragma omp parallel num_threads(nt)
     {
-        const int thread = pool_thread();
+        const int thread = thread_index();
         T* buf = bufs[thread].get();
         T* result = results[thread].get();
 #pragma omp for schedule(dynamic)
@@ -318,8 +310,8 @@ void avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSizes& s) {
     }
 #pragma omp parallel num_threads(nt)
     {
-        T* buf = bufs[pool_thread()].get();
-        T* share = shares[pool_thread()].get();
+        T* buf = bufs[thread_index()].get();
+        T* share = shares[thread_index()].get();
 #pragma omp for schedule(dynamic)
         for (index_t plane = 0; plane < s.planes; ++plane) {
             for (index_t oh = 0; oh < s.oh; ++oh) {

@@ -165,14 +165,6 @@ constexpr index_t kParallelMin = 1 << 14;   // elements below which one thread d
 constexpr index_t kStripRows = 16;          // strided rows gathered per work item
 constexpr index_t kScratchRow = 1 << 16;    // bound on strip * dim (elements per scratch array)
 
-inline int softmax_thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 // fn(r, out_row, in_rows) for every row r = o*inner + q: dim contiguous values per array.
 // out may be null (cross_entropy_forward writes one value per row itself).
 template <class T, std::size_t NIn, class Fn>
@@ -195,7 +187,7 @@ void for_each_row(T* out, std::array<const T*, NIn> in, const SoftmaxSizes& s, F
     for (index_t task = 0; task < s.outer * strips; ++task) {
         const index_t o = task / strips, q0 = (task % strips) * strip, w = std::min(strip, s.inner - q0);
         const index_t base = o * dim * s.inner + q0;   // element (o, 0, q0)
-        T* buf = scratch.get() + softmax_thread_index() * (NIn + 1) * per_array;
+        T* buf = scratch.get() + thread_index() * (NIn + 1) * per_array;
         T* obuf = buf + NIn * per_array;
         for (std::size_t k = 0; k < NIn; ++k)          // gather: buffer k holds w rows of dim
             for (index_t c = 0; c < dim; ++c)

@@ -24,6 +24,14 @@ static std::atomic<int> g_num_threads{default_threads()};
 int num_threads() { return g_num_threads.load(std::memory_order_relaxed); }
 void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : 1, std::memory_order_relaxed); }
 
+int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 bool openmp_enabled() {
 #ifdef _OPENMP
     return true;

@@ -24,14 +24,6 @@
 namespace convkit {
 namespace {
 
-int thread_id() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 // The taps of one axis: output o = w0[o] * in[t0[o]] + w1[o] * in[t1[o]]. For a doubling,
 // outputs 2k + r (r = 0, 1; k in [k0, k1)) read in[k + d[r]] and in[k + d[r] + 1] with
 // weights a[r], b[r]; k0 == k1 when there is no such interior.
@@ -132,7 +124,7 @@ void bilinear_backward(T* grad_x, const T* grad_out, const AxisTaps<T>& ah, cons
     for (index_t p = 0; p < s.planes; ++p) {
         const T* gy = grad_out + p * s.oh * s.ow;
         T* gx = grad_x + p * s.h * s.w;
-        Acc* __restrict wide = scratch[thread_id()].get();   // input row ih, still OW wide
+        Acc* __restrict wide = scratch[thread_index()].get();   // input row ih, still OW wide
         Acc* row_acc = wide + ow_pad;
         for (index_t ih = 0; ih < s.h; ++ih) {
             // output rows reading row ih: [a0, a1) through their first tap, [b0, b1) their second
@@ -182,7 +174,7 @@ void upsample_bilinear2d_forward(T* out, const T* x, const index_t* taps_h, cons
     for (index_t p = 0; p < s.planes; ++p) {
         const T* xp = x + p * s.h * s.w;
         T* op = out + p * s.oh * s.ow;
-        T* slot[2] = {scratch[thread_id()].get(), scratch[thread_id()].get() + round_up(s.ow, 16)};
+        T* slot[2] = {scratch[thread_index()].get(), scratch[thread_index()].get() + round_up(s.ow, 16)};
         index_t held[2] = {-1, -1};   // input row held by each slot
         auto wide = [&](index_t ih, index_t keep) -> const T* {   // never evicts row `keep`
             if (held[0] == ih) return slot[0];

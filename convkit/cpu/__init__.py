@@ -19,6 +19,8 @@ def flat(a: np.ndarray) -> np.ndarray:
     Copies only when `a` is not already so (a strided view, Fortran order, a misaligned
     or byte-swapped buffer); the caller's array is never written.
     """
+    if a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative:   # the common case, ~10x cheaper
+        return a.reshape(-1)
     return np.require(a, dtype=native_dtype(a), requirements=("C", "A")).reshape(-1)
 
 
