@@ -14,3 +14,20 @@ def assert_close(actual, expected, dtype=None, rtol=None):
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
     err = float(np.abs(actual - expected).max(initial=0.0))
     assert err <= rtol * scale, f"max abs error {err:.3g} > {rtol:.1g} * scale {scale:.3g}"
+
+
+def hostile_layouts(a):
+    """The same values of `a` in hostile memory layouts, by name (see LAYOUTS)."""
+    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    strided[..., ::2] = a
+    ro = a.copy()
+    ro.flags.writeable = False
+    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
+    mis = raw[1:].view(a.dtype).reshape(a.shape)
+    mis[...] = a
+    return dict(c=a, fortran=np.asfortranarray(a), strided=strided[..., ::2], negative=np.flip(np.flip(a, -1).copy(), -1),
+                transposed=np.swapaxes(np.swapaxes(a, 0, 1).copy(), 0, 1), readonly=ro, misaligned=mis,
+                bigendian=a.astype(a.dtype.newbyteorder(">")))
+
+
+LAYOUTS = ["c", "fortran", "strided", "negative", "transposed", "readonly", "misaligned", "bigendian"]

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import assert_close, hostile_layouts
 
 # (N, C_in, L, C_out, K, stride, padding, dilation, groups)
 GRID = [
@@ -129,25 +129,11 @@ def test_out_argument(rng):
         convkit.conv1d(x, w, b, out=np.empty((2, 4, 9), np.float32), **kw)
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    ro = a.copy()
-    ro.flags.writeable = False
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    return dict(c=a, fortran=np.asfortranarray(a), strided=strided[..., ::2], negative=np.flip(np.flip(a, -1).copy(), -1),
-                transposed=np.swapaxes(np.swapaxes(a, 0, 1).copy(), 0, 1), readonly=ro, misaligned=mis,
-                bigendian=a.astype(a.dtype.newbyteorder(">")))
-
-
-@pytest.mark.parametrize("layout", list(_layouts(np.zeros((1, 1, 1)))))
+@pytest.mark.parametrize("layout", list(hostile_layouts(np.zeros((1, 1, 1)))))
 def test_any_memory_layout(rng, layout):
     x, w, b, kw = make_case(rng, (2, 4, 13, 6, 3, 2, 1, 2, 2), np.float64)
     gy = rng.standard_normal(ref.conv1d(x, w, **kw).shape)
-    xl, wl, gyl = (_layouts(a)[layout] for a in (x, w, gy))
+    xl, wl, gyl = (hostile_layouts(a)[layout] for a in (x, w, gy))
     before = [a.copy() for a in (xl, wl, gyl)]
     y = convkit.conv1d(xl, wl, b, **kw)
     gx, gw, gb = convkit.conv1d_backward(gyl, xl, wl, **kw)

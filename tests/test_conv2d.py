@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import LAYOUTS, assert_close, hostile_layouts
 
 # (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
 GRID = [
@@ -62,29 +62,11 @@ def test_backward_matches_reference(backend, rng, cfg, dtype):
     assert_close(gb, gy.astype(np.float64).sum(axis=(0, 2, 3)), dtype)
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    yield "c", a
-    yield "fortran", np.asfortranarray(a)
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    yield "strided", strided[..., ::2]
-    yield "negative", np.flip(np.flip(a, -1).copy(), -1)
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "readonly", ro
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    yield "misaligned", mis
-    yield "bigendian", a.astype(a.dtype.newbyteorder(">"))
-
-
-@pytest.mark.parametrize("layout", ["c", "fortran", "strided", "negative", "readonly", "misaligned", "bigendian"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_any_memory_layout(backend, rng, layout):
     x, w, b, kw = make_case(rng, (2, 4, 9, 8, 6, (3, 3), 2, 1, 1, 2), np.float64)
     gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape)
-    xl, wl, gyl = (dict(_layouts(a))[layout] for a in (x, w, gy))
+    xl, wl, gyl = (dict(hostile_layouts(a))[layout] for a in (x, w, gy))
     before = [a.copy() for a in (xl, wl, gyl)]
     y = convkit.conv2d(xl, wl, b, **kw)
     grads = convkit.conv2d_backward(gyl, xl, wl, **kw)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import assert_close, hostile_layouts
 
 # (x shape, out_features, with bias)
 GRID = [
@@ -69,28 +69,11 @@ def test_long_reduction_float32(rng):
                      np.float32)
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    yield "fortran", np.asfortranarray(a)
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    yield "strided", strided[..., ::2]
-    yield "negative", np.flip(np.flip(a, -1).copy(), -1)
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "readonly", ro
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    yield "misaligned", mis
-    yield "bigendian", a.astype(a.dtype.newbyteorder(">"))
-
-
 @pytest.mark.parametrize("layout", ["fortran", "strided", "negative", "readonly", "misaligned", "bigendian"])
 def test_any_memory_layout(rng, layout):
     x, w, b = make_case(rng, ((5, 11), 7, True), np.float64)
     gy = rng.standard_normal((5, 7))
-    xl, wl, bl, gyl = (dict(_layouts(a))[layout] for a in (x, w, b[None], gy))
+    xl, wl, bl, gyl = (dict(hostile_layouts(a))[layout] for a in (x, w, b[None], gy))
     bl = bl[0]
     before = [a.copy() for a in (xl, wl, bl, gyl)]
     assert_close(convkit.linear(xl, wl, bl), ref.linear(x, w, b))

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import assert_close, hostile_layouts
 
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
 GRID = [
@@ -163,23 +163,6 @@ def test_empty_batch_and_out():
     assert res is out and idx.shape == out.shape
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    yield "fortran", np.asfortranarray(a)
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    yield "strided", strided[..., ::2]
-    yield "negative", np.flip(np.flip(a, -1).copy(), -1)
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "readonly", ro
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    yield "misaligned", mis
-    yield "bigendian", a.astype(a.dtype.newbyteorder(">"))
-
-
 @pytest.mark.parametrize("layout", ["fortran", "strided", "negative", "readonly", "misaligned", "bigendian"])
 def test_any_memory_layout_every_pool_op(rng, layout):
     """Every pooling op, forward and backward, on hostile layouts; inputs never modified."""
@@ -187,7 +170,7 @@ def test_any_memory_layout_every_pool_op(rng, layout):
     y, idx = ref.max_pool2d(x, 3, 2, 1, return_indices=True)
     gy = rng.standard_normal(y.shape)
     ga = rng.standard_normal((2, 3, 4, 3))
-    xl, gyl, gal, idxl = (dict(_layouts(a))[layout] for a in (x, gy, ga, idx))
+    xl, gyl, gal, idxl = (dict(hostile_layouts(a))[layout] for a in (x, gy, ga, idx))
     before = [a.copy() for a in (xl, gyl, gal, idxl)]
     got_y, got_idx = convkit.max_pool2d(xl, 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(got_y, y)

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import LAYOUTS, assert_close, hostile_layouts
 
 
 def pool_indices(rng, n, c, in_size, kernel, stride, padding, out_size):
@@ -152,29 +152,11 @@ def test_hypothesis_configs(data):
     np.testing.assert_array_equal(convkit.max_unpool2d_backward(gy, idx), ref.max_unpool2d_backward(gy, idx))
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    yield "c", a
-    yield "fortran", np.asfortranarray(a)
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    yield "strided", strided[..., ::2]
-    yield "negative", np.flip(np.flip(a, -1).copy(), -1)
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "readonly", ro
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    yield "misaligned", mis
-    yield "bigendian", a.astype(a.dtype.newbyteorder(">"))
-
-
-@pytest.mark.parametrize("layout", ["c", "fortran", "strided", "negative", "readonly", "misaligned", "bigendian"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_any_memory_layout_and_inputs_not_mutated(backend, rng, layout):
     x, idx, kw, _ = make_case(rng, (2, 3, 5, 4, 2, None, 0, None), np.float64)
     gy = rng.standard_normal(ref.max_unpool2d(x, idx, **kw).shape)
-    xl, il, gl = (dict(_layouts(a))[layout] for a in (x, idx, gy))
+    xl, il, gl = (dict(hostile_layouts(a))[layout] for a in (x, idx, gy))
     before = [a.copy() for a in (xl, il, gl)]
     np.testing.assert_array_equal(convkit.max_unpool2d(xl, il, **kw), ref.max_unpool2d(x, idx, **kw))
     np.testing.assert_array_equal(convkit.max_unpool2d_backward(gl, il), ref.max_unpool2d_backward(gy, idx))

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import LAYOUTS, assert_close, hostile_layouts
 
 # (N, C, H, W, keyword arguments)
 GRID = [
@@ -134,30 +134,12 @@ def test_hypothesis_configs(data):
     assert_close(convkit.upsample2d_backward(gy, x.shape, **kw), ref.upsample2d_backward(gy, x.shape, **kw))
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    yield "c", a
-    yield "fortran", np.asfortranarray(a)
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    yield "strided", strided[..., ::2]
-    yield "negative", np.flip(np.flip(a, -1).copy(), -1)
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "readonly", ro
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    yield "misaligned", mis
-    yield "bigendian", a.astype(a.dtype.newbyteorder(">"))
-
-
-@pytest.mark.parametrize("layout", ["c", "fortran", "strided", "negative", "readonly", "misaligned", "bigendian"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("mode", ["nearest", "bed_of_nails", "bilinear"])
 def test_any_memory_layout_and_inputs_not_mutated(rng, layout, mode):
     x = rng.standard_normal((2, 3, 4, 5))
     gy = rng.standard_normal((2, 3, 8, 10))
-    xl, gl = (dict(_layouts(a))[layout] for a in (x, gy))
+    xl, gl = (dict(hostile_layouts(a))[layout] for a in (x, gy))
     before = [a.copy() for a in (xl, gl)]
     assert_close(convkit.upsample2d(xl, 2, mode=mode), ref.upsample2d(x, 2, mode=mode))
     assert_close(convkit.upsample2d_backward(gl, x.shape, 2, mode=mode), ref.upsample2d_backward(gy, x.shape, 2, mode=mode))
