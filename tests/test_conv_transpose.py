@@ -27,6 +27,7 @@ GRID = [
     (1, 2, 3, 5, 2, (2, 3), (1, 2), 1, (2, 2), 3, 1),  # output_padding 2 >= stride, dilation 3
     (2, 6, 5, 5, 6, (3, 3), 2, 1, 1, 1, 6),            # groups = C (depthwise transposed)
     (1, 4, 4, 3, 8, (3, 3), 1, 1, 0, 1, 4),            # groups = C, 2 outputs per group
+    (2, 4, 4, 5, 4, (3, 3), 1, 1, 1, 2, 4),            # groups = C, output_padding >= stride
     (1, 1, 7, 1, 1, (1, 1), 1, 0, 0, 1, 1),            # 1x1, C = 1, W = 1
     (3, 5, 2, 3, 7, (5, 5), (2, 1), (2, 1), 1, (1, 2), 1),   # odd sizes, asymmetric stride
     (1, 20, 6, 6, 30, (3, 3), 2, 0, 0, 1, 1),          # K = C_out*9 = 270 > GEMM k-block

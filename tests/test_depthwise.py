@@ -48,9 +48,13 @@ def make_case(rng, cfg, dtype):
 
 
 def test_routed_to_depthwise_kernel():
-    """groups == C_in > 1 takes the direct kernel; groups == C_in == 1 stays on the GEMM path."""
+    """groups == C_in > 1 with up to DEPTHWISE_MAX_MULTIPLIER outputs per channel takes the
+    direct kernel; other grouped convs, C_in == 1 and larger multipliers stay on GEMM."""
     geometry = lambda x, w, g: _shapes.conv_geometry("t", x, w, 1, 1, 1, g, 2)
+    most = cpu_conv.DEPTHWISE_MAX_MULTIPLIER
     assert cpu_conv._is_depthwise(geometry((1, 8, 5, 5), (16, 1, 3, 3), 8))
+    assert cpu_conv._is_depthwise(geometry((1, 2, 5, 5), (2 * most, 1, 3, 3), 2))
+    assert not cpu_conv._is_depthwise(geometry((1, 2, 5, 5), (2 * most + 2, 1, 3, 3), 2))
     assert not cpu_conv._is_depthwise(geometry((1, 8, 5, 5), (8, 2, 3, 3), 4))
     assert not cpu_conv._is_depthwise(geometry((1, 1, 5, 5), (4, 1, 3, 3), 1))
 
