@@ -778,6 +778,109 @@ def lrn_args(fn: str, x, size, alpha, beta, k, grad_out=None):
 
 # --------------------------------------------------------------------------- transpose: transposed convolution (conv_transpose1d/2d) and depthwise convolution
 
+class ConvTransposeGeometry(NamedTuple):
+    """Everything a backend needs to run an N-d transposed convolution (N = len(kernel)).
+
+    Weight (C_in, C_out/groups, *kernel); out_size = (in-1)*stride - 2*pad + dilation*(k-1)
+    + output_padding + 1 per dim.
+    """
+    batched: bool
+    n: int
+    c_in: int
+    c_out: int
+    groups: int
+    in_size: tuple
+    kernel: tuple
+    stride: tuple
+    pad: tuple
+    output_padding: tuple
+    dilation: tuple
+    out_size: tuple
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.n, self.c_out) + self.out_size
+
+    @property
+    def in_shape(self) -> tuple:
+        return (self.n, self.c_in) + self.in_size
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the forward pass (the same as its adjoint conv's)."""
+        return self.adjoint_conv().macs
+
+    def adjoint_conv(self) -> ConvGeometry:
+        """The convolution whose backward-data pass is this transposed convolution.
+
+        Its input is this op's output (C_out channels, out_size), its output this op's input
+        (C_in channels, in_size), with the same weight array (C_in, C_out/groups, *kernel)
+        read as a conv weight (C_out_conv, C_in_conv/groups, *kernel), and the same stride,
+        padding, dilation and groups. The sizes are set directly, not from conv_geometry's
+        output formula: with output_padding >= stride (allowed when dilation > stride) that
+        formula would not give back in_size.
+        """
+        return ConvGeometry(self.batched, self.n, self.c_out, self.c_in, self.groups, self.out_size,
+                            self.kernel, self.stride, self.pad, tuple(2 * p for p in self.pad),
+                            self.dilation, self.in_size)
+
+
+def conv_transpose_geometry(fn: str, x_shape, w_shape, stride, padding, output_padding, groups,
+                            dilation, nd: int) -> ConvTransposeGeometry:
+    """Validate conv_transpose arguments (shapes already known to be arrays of a float dtype).
+
+    x_shape: (N, C_in, *spatial) or unbatched (C_in, *spatial); w_shape: (C_in, C_out/groups, *kernel).
+    padding: int or tuple only ('same'/'valid' are not accepted, as in PyTorch).
+    """
+    layout = "NCHW" if nd == 2 else "NCL"
+    if len(x_shape) not in (nd + 1, nd + 2):
+        raise ValueError(f"{fn}: x must be {nd + 1}-D or {nd + 2}-D ({layout}), got shape {tuple(x_shape)}")
+    if len(w_shape) != nd + 2:
+        raise ValueError(f"{fn}: weight must be {nd + 2}-D (C_in, C_out/groups, kernel), "
+                         f"got shape {tuple(w_shape)}")
+    batched = len(x_shape) == nd + 2
+    n, c_in, *in_size = x_shape if batched else (1, *x_shape)
+    w_c_in, c_out_g, *kernel = w_shape
+    groups = as_int(fn, "groups", groups)
+    if groups <= 0:
+        raise ValueError(f"{fn}: groups must be positive, got {groups}")
+    if w_c_in != c_in:
+        raise ValueError(f"{fn}: x has {c_in} channels but weight.shape[0] is {w_c_in} "
+                         f"(weight is (C_in, C_out/groups, kernel))")
+    if c_in % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide C_in={c_in}")
+    if c_in == 0 or c_out_g == 0 or any(k <= 0 for k in kernel):
+        raise ValueError(f"{fn}: weight shape {tuple(w_shape)} has a zero dimension")
+    stride = int_tuple(fn, "stride", stride, nd, 1)
+    dilation = int_tuple(fn, "dilation", dilation, nd, 1)
+    if isinstance(padding, str):
+        raise ValueError(f"{fn}: padding must be an int or a tuple of {nd} ints "
+                         f"('same'/'valid' are not supported), got {padding!r}")
+    pad = int_tuple(fn, "padding", padding, nd, 0)
+    out_pad = int_tuple(fn, "output_padding", output_padding, nd, 0)
+    if any(o >= max(s, d) for o, s, d in zip(out_pad, stride, dilation)):
+        raise ValueError(f"{fn}: output_padding={output_padding!r} must be smaller than "
+                         f"max(stride, dilation) in every dim (stride {stride}, dilation {dilation})")
+    out_size = tuple((i - 1) * s - 2 * p + d * (k - 1) + o + 1
+                     for i, k, s, p, o, d in zip(in_size, kernel, stride, pad, out_pad, dilation))
+    if any(o <= 0 for o in out_size):
+        raise ValueError(f"{fn}: output size would be {out_size} for input size {tuple(in_size)}, "
+                         f"kernel {tuple(kernel)}, stride {stride}, padding {pad}, "
+                         f"output_padding {out_pad}, dilation {dilation}")
+    return ConvTransposeGeometry(batched, n, c_in, c_out_g * groups, groups, tuple(in_size),
+                                 tuple(kernel), stride, pad, out_pad, dilation, out_size)
+
+
+def conv_transpose_as_2d(g: ConvTransposeGeometry) -> ConvTransposeGeometry:
+    """The 2-D geometry of a 1-D transposed convolution (H = KH = 1), as conv_as_2d."""
+    if len(g.kernel) == 2:
+        return g
+    one, zero = (1,), (0,)
+    return g._replace(in_size=one + g.in_size, kernel=one + g.kernel, stride=one + g.stride,
+                      pad=zero + g.pad, output_padding=zero + g.output_padding,
+                      dilation=one + g.dilation, out_size=one + g.out_size)
+
+
 
 # --------------------------------------------------------------------------- dense: linear, relu, dropout, flatten, log_softmax, cross_entropy
 

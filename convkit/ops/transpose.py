@@ -1,4 +1,110 @@
-"""Public ops: transposed convolution (conv_transpose1d/2d) and depthwise convolution."""
+"""Transposed convolution ops: conv_transpose1d, conv_transpose2d and their backward passes.
+
+validate (convkit/_shapes.py) -> dispatch on the array type -> backend (convkit/cpu/transpose.py).
+
+A transposed convolution is the adjoint of a convolution: conv_transpose2d(y, w) is
+conv2d's backward-data pass applied to y, for the conv whose input has the transposed
+conv's output size (_shapes.ConvTransposeGeometry.adjoint_conv). The backends run it on the
+convolution kernels with input and output swapped. (Depthwise convolution, the other half of
+this family, has no public op of its own: conv2d/conv1d with groups == C_in use its kernel.)
+"""
 from __future__ import annotations
 
-__all__ = []
+from .. import _shapes as S
+from ._dispatch import backend as _dispatch_backend
+
+
+def _backend(fn, x):
+    return _dispatch_backend(fn, x, "transpose")
+
+
+def _check_inputs(fn, x, weight, bias=None, grad_out=None):
+    S.check_float_array(fn, "x", x)
+    S.check_float_array(fn, "weight", weight)
+    if bias is not None:
+        S.check_float_array(fn, "bias", bias)
+    if grad_out is not None:
+        S.check_float_array(fn, "grad_out", grad_out)
+    S.check_same_kind(fn, x=x, weight=weight, bias=bias, grad_out=grad_out)
+
+
+def _forward(fn, nd, x, weight, bias, stride, padding, output_padding, groups, dilation, out):
+    _check_inputs(fn, x, weight, bias)
+    g = S.conv_transpose_geometry(fn, x.shape, weight.shape, stride, padding, output_padding,
+                                  groups, dilation, nd)
+    S.check_bias(fn, bias, g.c_out)
+    user_shape = g.out_shape if g.batched else g.out_shape[1:]
+    S.check_out(fn, out, user_shape, x)
+    backend = _backend(fn, x)
+    if g.n == 0:
+        return backend.empty(user_shape, x) if out is None else out
+    g2 = S.conv_transpose_as_2d(g)
+    y = backend.conv_transpose2d_forward(
+        x.reshape(g2.in_shape), weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel), bias, g2,
+        None if out is None else out.reshape(g2.out_shape))
+    return y.reshape(user_shape) if out is None else out
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, out=None):
+    """2-D transposed convolution ("deconvolution"), as PyTorch's ``conv_transpose2d``.
+
+    x: (N, C_in, H, W) or unbatched (C_in, H, W); weight: (C_in, C_out/groups, KH, KW);
+    bias: (C_out,) or None. padding: int or (pad_h, pad_w) (no 'same'/'valid'); output_padding
+    (int or pair) must be smaller than max(stride, dilation) per dim.
+    Returns (N, C_out, OH, OW) with OH = (H-1)*stride_h - 2*pad_h + dil_h*(KH-1) + output_padding_h + 1.
+    Equal to the adjoint (transpose) of conv2d with the same weight, stride, padding,
+    dilation and groups. ``out``: optional C-contiguous array of that shape and dtype.
+    """
+    return _forward("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding,
+                    groups, dilation, out)
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, out=None):
+    """1-D transposed convolution. x: (N, C_in, L) or (C_in, L); weight: (C_in, C_out/groups, K).
+
+    Returns (N, C_out, OL), OL = (L-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1.
+    """
+    return _forward("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding,
+                    groups, dilation, out)
+
+
+def _backward(fn, nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation):
+    _check_inputs(fn, x, weight, grad_out=grad_out)
+    g = S.conv_transpose_geometry(fn, x.shape, weight.shape, stride, padding, output_padding,
+                                  groups, dilation, nd)
+    S.check_grad_out(fn, grad_out, g.out_shape if g.batched else g.out_shape[1:])
+    backend = _backend(fn, x)
+    if g.n == 0:
+        return (backend.empty(x.shape, x), backend.zeros(weight.shape, x), backend.zeros((g.c_out,), x))
+    g2 = S.conv_transpose_as_2d(g)
+    w2 = weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel)
+    dy2 = grad_out.reshape(g2.out_shape)
+    grad_x = backend.conv_transpose2d_backward_data(dy2, w2, g2).reshape(x.shape)
+    grad_w = backend.conv_transpose2d_backward_weight(dy2, x.reshape(g2.in_shape), w2.shape, g2)
+    grad_b = dy2.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy2))
+    return grad_x, grad_w.reshape(weight.shape), grad_b
+
+
+def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Gradients of :func:`conv_transpose2d` -> ``(grad_x, grad_weight, grad_bias)``.
+
+    grad_out: (N, C_out, OH, OW) (unbatched if x is). grad_x = conv2d(grad_out, weight) with
+    the same stride/padding/dilation/groups; grad_weight has weight's shape; grad_bias
+    (C_out,) = grad_out summed over N, OH, OW.
+    """
+    return _backward("conv_transpose2d_backward", 2, grad_out, x, weight, stride, padding,
+                     output_padding, groups, dilation)
+
+
+def conv_transpose1d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Gradients of :func:`conv_transpose1d` -> ``(grad_x, grad_weight, grad_bias)``."""
+    return _backward("conv_transpose1d_backward", 1, grad_out, x, weight, stride, padding,
+                     output_padding, groups, dilation)
+
+
+__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose1d_backward",
+           "conv_transpose2d_backward"]

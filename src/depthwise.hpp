@@ -1,0 +1,15 @@
+// convkit/src/depthwise.hpp -- public C++ entry points of the direct depthwise convolution
+// (groups == C_in, any channel multiplier C_out/C_in; see depthwise_impl.hpp).
+//
+// Same arguments and sizes struct as conv2d.hpp; each call runs the instruction-set variant
+// that convkit::active_isa() (conv2d.hpp) selects.
+#pragma once
+#include "common.hpp"
+
+namespace convkit {
+
+template <class T> void depthwise_conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s);
+template <class T> void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s);
+template <class T> void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s);
+
+}  // namespace convkit

@@ -1,0 +1,51 @@
+// convkit/src/depthwise_dispatch.cpp -- runtime choice of the depthwise instruction-set variant
+// (the same choice as conv2d's: convkit::active_isa() in conv2d_dispatch.cpp).
+#include "conv2d.hpp"
+#include "depthwise.hpp"
+
+namespace convkit {
+
+#define CONVKIT_DECLARE(ISA)                                                                                  \
+    namespace ISA {                                                                                           \
+    template <class T> void depthwise_conv2d_forward(T*, const T*, const T*, const T*, const Conv2dSizes&); \
+    template <class T> void depthwise_conv2d_backward_data(T*, const T*, const T*, const Conv2dSizes&);     \
+    template <class T> void depthwise_conv2d_backward_weight(T*, const T*, const T*, const Conv2dSizes&);   \
+    }
+CONVKIT_DECLARE(generic)
+#ifdef CONVKIT_X86_DISPATCH
+CONVKIT_DECLARE(avx2)
+CONVKIT_DECLARE(avx512)
+#endif
+
+#ifdef CONVKIT_X86_DISPATCH
+#define CONVKIT_DISPATCH(FN, ...)                                          \
+    switch (active_isa()) {                                                \
+        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
+        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
+        default: return generic::FN<T>(__VA_ARGS__);                       \
+    }
+#else
+#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
+#endif
+
+template <class T>
+void depthwise_conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) {
+    CONVKIT_DISPATCH(depthwise_conv2d_forward, out, x, w, bias, s)
+}
+template <class T>
+void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s) {
+    CONVKIT_DISPATCH(depthwise_conv2d_backward_data, grad_x, grad_out, w, s)
+}
+template <class T>
+void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s) {
+    CONVKIT_DISPATCH(depthwise_conv2d_backward_weight, grad_w, grad_out, x, s)
+}
+
+#define CONVKIT_INSTANTIATE(T)                                                                             \
+    template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
+    template void depthwise_conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
+    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);
+CONVKIT_INSTANTIATE(float)
+CONVKIT_INSTANTIATE(double)
+
+}  // namespace convkit
