@@ -26,7 +26,7 @@ def hostile_layouts(a):
     mis = raw[1:].view(a.dtype).reshape(a.shape)
     mis[...] = a
     return dict(c=a, fortran=np.asfortranarray(a), strided=strided[..., ::2], negative=np.flip(np.flip(a, -1).copy(), -1),
-                transposed=np.swapaxes(np.swapaxes(a, 0, 1).copy(), 0, 1), readonly=ro, misaligned=mis,
+                transposed=np.swapaxes(np.swapaxes(a, 0, -1).copy(), 0, -1), readonly=ro, misaligned=mis,
                 bigendian=a.astype(a.dtype.newbyteorder(">")))
 
 

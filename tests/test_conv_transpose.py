@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import assert_close
+from helpers import LAYOUTS, assert_close, hostile_layouts
 
 # (N, C_in, H, W, C_out, (kH, kW), stride, padding, output_padding, dilation, groups)
 GRID = [
@@ -230,26 +230,12 @@ def test_unbatched_and_empty(rng):
     assert not gw0.any() and not gb0.any()
 
 
-def _layouts(a):
-    """The same values in hostile memory layouts."""
-    strided = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
-    strided[..., ::2] = a
-    ro = a.copy()
-    ro.flags.writeable = False
-    raw = np.zeros(a.size * a.itemsize + 1, np.uint8)
-    mis = raw[1:].view(a.dtype).reshape(a.shape)
-    mis[...] = a
-    return dict(c=a, fortran=np.asfortranarray(a), strided=strided[..., ::2],
-                negative=np.flip(np.flip(a, -1).copy(), -1), readonly=ro, misaligned=mis,
-                bigendian=a.astype(a.dtype.newbyteorder(">")))
-
-
-@pytest.mark.parametrize("layout", list(_layouts(np.zeros((1, 1)))))
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_any_memory_layout(layout):
     index = 2
     x, w, b, kw = make_case(GRID[index], np.float64)
     y_ref, gy, gx_ref, gw_ref = reference_case(index)
-    xl, wl, bl, gyl = (_layouts(a)[layout] for a in (x, w, b, gy))
+    xl, wl, bl, gyl = (hostile_layouts(a)[layout] for a in (x, w, b, gy))
     before = [a.copy() for a in (xl, wl, bl, gyl)]
     assert_close(convkit.conv_transpose2d(xl, wl, bl, **kw), y_ref)
     gx, gw, gb = convkit.conv_transpose2d_backward(gyl, xl, wl, **kw)
