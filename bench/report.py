@@ -1,4 +1,6 @@
-"""Markdown tables from a pytest-benchmark JSON of bench/bench_conv2d.py (for bench/RESULTS.md).
+"""Markdown tables from a pytest-benchmark JSON of the GFLOP/s benchmarks (bench_conv2d.py,
+bench_depthwise.py, bench_conv_transpose.py) for bench/RESULTS.md. The memory-bound suites
+(bench_pool/resample/norm/dense.py) print their own GB/s tables: `python bench/bench_X.py JSON`.
 
 Per layer and batch: convkit and torch median ms, the ratio convkit/torch (> 1: convkit is
 slower), GFLOP/s of each; then the same summed over each model's conv layers. Reads only
@@ -21,11 +23,12 @@ def _rows(benchmarks):
     rows, models, n_layers = {}, {}, {}
     for b in benchmarks:
         info = b.get("extra_info", {})
-        if info.get("op") != "conv2d" or "gflops" not in info:
+        if "gflops" not in info or info.get("impl") not in IMPLS:   # other impls: see the bench file
             continue
         rows.setdefault((info["pass"], info["layer"], info["batch"]), {})[info["impl"]] = b
-        models[info["layer"]] = info["model"]
-        n_layers[info["model"]] = info.get("model_layers", "?")
+        model = info.get("model", info["layer"].split(".")[0])
+        models[info["layer"]] = model
+        n_layers[model] = info.get("model_layers", "?")
     return rows, models, n_layers
 
 
