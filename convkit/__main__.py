@@ -155,6 +155,7 @@ def profile(args) -> int:
     results = {}
     for device in devices:
         model, shape = _build(args)
+        model.train(args.backward)    # forward only: inference (eval); with --backward: a training step
         try:
             res = profile_model(model, shape, device=device, batch=args.batch, warmup=1, repeats=args.repeats,
                                 backward=args.backward, progress=_Progress(f"{device} {args.model}"))
@@ -216,7 +217,8 @@ def main(argv=None) -> int:
         p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
         p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5, after 1 warm-up)")
         p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
-        p.add_argument("--backward", action="store_true", help="time each layer's backward too")
+        p.add_argument("--backward", action="store_true", help="time each layer's backward too (model in training mode; "
+                            "otherwise eval mode: dropout off, batch norm on running stats)")
         p.add_argument("--format", choices=("table", "caffe", "json"), default="table",
                        help="per-layer output: a table, caffe time's lines, or the JSON report on stdout")
         p.add_argument("--out", default="convkit-profile",
