@@ -140,3 +140,17 @@ def test_cli_caffe_format_json_and_summary(tmp_path):
     proc = run("summary", "alexnet", "--size", "227", "--no-bias")
     assert proc.returncode == 0, proc.stderr
     assert "149.5" in proc.stdout and "37,749" in proc.stdout
+
+
+def test_cli_without_matplotlib_notes_and_skips_charts(tmp_path):
+    blocker = tmp_path / "block" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('matplotlib blocked for this test')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "block"))
+    proc = subprocess.run([sys.executable, "-m", "convkit", "profile", "mobilenet_v1", "--size", "32", "--batch", "1",
+                           "--repeats", "1", "--out", str(tmp_path / "o")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "matplotlib is not installed" in notes[0]
+    assert (tmp_path / "o" / "profile.json").exists() and not list((tmp_path / "o").glob("*.png"))
