@@ -118,14 +118,12 @@ def _traced_eval(model, input_shape):
 
 def _rows(model, input_shape, count_bias):
     """Every leaf call as a dict (receptive fields threaded through the arrays)."""
-    rf = {}                           # id(array) -> (array kept alive, r, jump)
-    rf_in = (None, 1, 1)
-    rf[None] = rf_in
+    rf = {}                           # id(output array) -> (the array, kept alive; r; jump)
     rows = []
     for name, m, x, y in _traced_eval(model, input_shape):
         src = rf.get(id(x))
-        if src is None:               # not produced by a layer: the model input or a residual sum
-            src = max(rf.values(), key=lambda t: -1 if t[1] is None else t[1]) if len(rf) > 1 else rf_in
+        if src is None:               # not a layer's output: the model input (r=1) or a residual sum
+            src = max(rf.values(), key=lambda t: -1 if t[1] is None else t[1], default=(None, 1, 1))
         _, r, jump = src
         in_hw, out_hw = tuple(x.shape[2:]), tuple(y.shape[2:])
         win = _window(m, in_hw, out_hw)
