@@ -10,7 +10,7 @@ from .profile import KINDS
 
 # one colour map per layer type; the layers of a type take successive shades of it
 _CMAPS = {"conv": "Blues", "fc": "Reds", "pool": "Greens", "relu": "Purples", "norm": "Oranges",
-          "dropout": "Greys", "other": "YlOrBr"}
+          "dropout": "Greys", "other": "RdPu"}
 
 
 def _pyplot():
