@@ -9,6 +9,7 @@ numpy arrays run on compiled C++ kernels (OpenMP threads, GIL released). See REA
 from . import functional
 from .functional import *  # noqa: F401,F403  (every public op, also as convkit.<name>)
 from .functional import __all__ as _ops
+from .summary import summary
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,4 @@ def cpu_isa() -> str:
     return _cpu_module().get_isa()
 
 
-__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "cpu_isa"]
+__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "cpu_isa", "summary"]

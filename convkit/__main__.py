@@ -4,10 +4,18 @@
         what was built (OpenMP, instruction set, threads), a self-check of the compiled
         conv2d against convkit.reference, and the forward time and GFLOP/s of the conv
         layers in convkit/layer_table.py.
+    python -m convkit profile MODEL [--variant caffe|torchvision] [--device cpu] [--device gpu]
+        [--batch 16] [--repeats N] [--threads N] [--backward] [--format table|caffe|json] [--out DIR]
+        per-layer forward (and backward) times, the distribution by layer type and the
+        conv+fc share beside Jia's; writes DIR/profile.json and pie charts (docs/profiling.md).
+    python -m convkit summary MODEL [--variant ...] [--size N] [--no-bias]
+        the layer table of convkit.summary (shapes, memory, params, MACs, receptive field).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 
@@ -70,6 +78,117 @@ def info(args) -> int:
     return 0 if ok else 1
 
 
+# default input (C, H, W) per model of convkit.models.MODELS
+_INPUT = {"alexnet": (3, 224, 224), "vgg16": (3, 224, 224), "resnet18": (3, 224, 224),
+          "mobilenet_v1": (3, 224, 224), "segnet_tiny": (3, 64, 64)}
+
+
+def _build(args):
+    """(model, input shape) for the command line's model name, variant and size."""
+    from convkit.models import MODELS
+    if args.model == "alexnet":
+        model = MODELS["alexnet"](args.variant)
+        shape = (3, 227, 227) if args.variant == "caffe" else _INPUT["alexnet"]
+    else:
+        model, shape = MODELS[args.model](), _INPUT[args.model]
+    if args.size:
+        shape = (shape[0], args.size, args.size)
+    return model, shape
+
+
+def _model_label(args):
+    return f"{args.model} ({args.variant})" if args.model == "alexnet" else args.model
+
+
+def summary(args) -> int:
+    model, shape = _build(args)
+    print(f"{_model_label(args)} on {'x'.join(map(str, shape))}, "
+          f"params {'without' if args.no_bias else 'with'} biases:")
+    convkit.summary(model, shape, count_bias=not args.no_bias)
+    return 0
+
+
+class _Progress:
+    """A one-line progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, label):
+        self.label, self.tty = label, sys.stderr.isatty()
+
+    def __call__(self, done, total, what):
+        if not self.tty:
+            return
+        bar = "#" * round(30 * done / total)
+        sys.stderr.write(f"\r{self.label} [{bar:30}] {done}/{total} {what:20}")
+        if done == total:
+            sys.stderr.write("\r" + " " * (len(self.label) + 60) + "\r")
+        sys.stderr.flush()
+
+
+def _charts(results, out_dir) -> list:
+    """Pie chart per device (and CPU-vs-GPU bars); [] with a note when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("note: matplotlib is not installed (pip install 'convkit[plot]'): no charts written")
+        return []
+    from convkit._plots import device_bars, pie_chart
+    written = []
+    for device, res in results.items():
+        path = os.path.join(out_dir, f"{device}_{'forward_backward' if res['backward'] else 'forward'}.png")
+        pie_chart(res, path)
+        written.append(path)
+    if len(results) > 1:
+        path = os.path.join(out_dir, "cpu_vs_gpu.png")
+        device_bars(results, path)
+        written.append(path)
+    return written
+
+
+def profile(args) -> int:
+    from convkit.profile import format_caffe, format_distribution, format_table, profile_model
+    if args.threads:
+        convkit.set_num_threads(args.threads)
+    threads = convkit.get_num_threads()
+    devices = list(dict.fromkeys(args.device or ["cpu"]))
+    label = _model_label(args)
+    quiet_text = args.format == "json"
+    results = {}
+    for device in devices:
+        model, shape = _build(args)
+        model.train(args.backward)    # forward only: inference (eval); with --backward: a training step
+        try:
+            res = profile_model(model, shape, device=device, batch=args.batch, warmup=1, repeats=args.repeats,
+                                backward=args.backward, progress=_Progress(f"{device} {args.model}"))
+        except RuntimeError as exc:
+            if device != "gpu":
+                raise
+            print(f"no GPU ({exc}): profiling the CPU only", file=sys.stderr if quiet_text else sys.stdout)
+            if "cpu" not in devices:
+                devices.append("cpu")
+            continue
+        res["threads"] = threads if device == "cpu" else None
+        results[device] = res
+        if quiet_text:
+            continue
+        print(f"\n{label} on {device.upper()}, input {args.batch}x{'x'.join(map(str, shape))} float32, "
+              f"{threads} CPU threads, median of {args.repeats} runs after 1 warm-up:")
+        print(format_caffe(res) if args.format == "caffe" else format_table(res))
+        print(format_distribution(res, threads if device == "cpu" else None))
+    report = dict(convkit_version=convkit.__version__, model=args.model,
+                  variant=args.variant if args.model == "alexnet" else None,
+                  batch=args.batch, threads=threads, cpu_isa=convkit.cpu_isa(), devices=results)
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "profile.json")
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=1)
+    if quiet_text:
+        print(json.dumps(report, indent=1))
+        return 0
+    written = [json_path] + _charts(results, args.out)
+    print("wrote " + ", ".join(written))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +197,32 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per layer (default 5)")
     p.set_defaults(run=info)
+
+    from convkit.models import MODELS
+    for name, help_text, run in (("profile", "per-layer time distribution (docs/profiling.md)", profile),
+                                 ("summary", "layer table: shapes, memory, params, MACs, receptive field",
+                                  summary)):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("model", choices=sorted(MODELS))
+        p.add_argument("--variant", choices=("torchvision", "caffe"), default="torchvision",
+                       help="AlexNet variant (default torchvision, 224x224; caffe: 227x227, LRN, groups)")
+        p.add_argument("--size", type=int, default=0, help="input height = width (default: the model's)")
+        p.set_defaults(run=run)
+        if name == "summary":
+            p.add_argument("--no-bias", action="store_true",
+                           help="count weights only (as the lecture tables do)")
+            continue
+        p.add_argument("--device", action="append", choices=("cpu", "gpu"),
+                       help="repeat for both (default: cpu); no GPU -> a one-line note, CPU only")
+        p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+        p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5, after 1 warm-up)")
+        p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+        p.add_argument("--backward", action="store_true", help="time each layer's backward too (model in training mode; "
+                            "otherwise eval mode: dropout off, batch norm on running stats)")
+        p.add_argument("--format", choices=("table", "caffe", "json"), default="table",
+                       help="per-layer output: a table, caffe time's lines, or the JSON report on stdout")
+        p.add_argument("--out", default="convkit-profile",
+                       help="folder for profile.json and the charts (default ./convkit-profile)")
     args = parser.parse_args(argv)
     return args.run(args)
 
