@@ -142,23 +142,33 @@ def _padding(fn, padding, kernel, stride, dilation, nd):
     return pad, tuple(2 * p for p in pad)
 
 
-def conv_geometry(fn: str, x_shape, w_shape, stride, padding, dilation, groups, nd: int) -> ConvGeometry:
-    """Validate conv arguments (shapes already known to be arrays of a float dtype).
+def _split_conv_shapes(fn: str, x_shape, w_shape, groups, nd: int, weight_layout: str):
+    """Shared prologue of the conv and transposed-conv checks: ranks, batch split, groups.
 
-    x_shape: (N, C_in, *spatial) or unbatched (C_in, *spatial); w_shape: (C_out, C_in/groups, *kernel).
+    Returns (batched, n, c_in, in_size, w_shape[0], w_shape[1], kernel, groups).
     """
     layout = "NCHW" if nd == 2 else "NCL"
     if len(x_shape) not in (nd + 1, nd + 2):
         raise ValueError(f"{fn}: x must be {nd + 1}-D or {nd + 2}-D ({layout}), got shape {tuple(x_shape)}")
     if len(w_shape) != nd + 2:
-        raise ValueError(f"{fn}: weight must be {nd + 2}-D (C_out, C_in/groups, kernel), "
+        raise ValueError(f"{fn}: weight must be {nd + 2}-D ({weight_layout}, kernel), "
                          f"got shape {tuple(w_shape)}")
     batched = len(x_shape) == nd + 2
     n, c_in, *in_size = x_shape if batched else (1, *x_shape)
-    c_out, c_in_g, *kernel = w_shape
+    w0, w1, *kernel = w_shape
     groups = as_int(fn, "groups", groups)
     if groups <= 0:
         raise ValueError(f"{fn}: groups must be positive, got {groups}")
+    return batched, n, c_in, tuple(in_size), w0, w1, tuple(kernel), groups
+
+
+def conv_geometry(fn: str, x_shape, w_shape, stride, padding, dilation, groups, nd: int) -> ConvGeometry:
+    """Validate conv arguments (shapes already known to be arrays of a float dtype).
+
+    x_shape: (N, C_in, *spatial) or unbatched (C_in, *spatial); w_shape: (C_out, C_in/groups, *kernel).
+    """
+    batched, n, c_in, in_size, c_out, c_in_g, kernel, groups = _split_conv_shapes(
+        fn, x_shape, w_shape, groups, nd, "C_out, C_in/groups")
     if c_in % groups or c_out % groups:
         raise ValueError(f"{fn}: groups={groups} must divide both C_in={c_in} and C_out={c_out}")
     if c_in_g * groups != c_in:
@@ -832,18 +842,8 @@ def conv_transpose_geometry(fn: str, x_shape, w_shape, stride, padding, output_p
     x_shape: (N, C_in, *spatial) or unbatched (C_in, *spatial); w_shape: (C_in, C_out/groups, *kernel).
     padding: int or tuple only ('same'/'valid' are not accepted, as in PyTorch).
     """
-    layout = "NCHW" if nd == 2 else "NCL"
-    if len(x_shape) not in (nd + 1, nd + 2):
-        raise ValueError(f"{fn}: x must be {nd + 1}-D or {nd + 2}-D ({layout}), got shape {tuple(x_shape)}")
-    if len(w_shape) != nd + 2:
-        raise ValueError(f"{fn}: weight must be {nd + 2}-D (C_in, C_out/groups, kernel), "
-                         f"got shape {tuple(w_shape)}")
-    batched = len(x_shape) == nd + 2
-    n, c_in, *in_size = x_shape if batched else (1, *x_shape)
-    w_c_in, c_out_g, *kernel = w_shape
-    groups = as_int(fn, "groups", groups)
-    if groups <= 0:
-        raise ValueError(f"{fn}: groups must be positive, got {groups}")
+    batched, n, c_in, in_size, w_c_in, c_out_g, kernel, groups = _split_conv_shapes(
+        fn, x_shape, w_shape, groups, nd, "C_in, C_out/groups")
     if w_c_in != c_in:
         raise ValueError(f"{fn}: x has {c_in} channels but weight.shape[0] is {w_c_in} "
                          f"(weight is (C_in, C_out/groups, kernel))")
