@@ -6,10 +6,31 @@
 
 numpy arrays run on compiled C++ kernels (OpenMP threads, GIL released). See README.md.
 """
-from . import functional
-from .functional import *  # noqa: F401,F403  (every public op, also as convkit.<name>)
-from .functional import __all__ as _ops
-from .summary import summary
+import glob as _glob
+import os as _os
+import sys as _sys
+
+
+def _use_installed_kernels():
+    """`python -m convkit ...` run in a source checkout imports this folder, which has no
+    compiled module (it is built into the installed copy): then look the compiled module up
+    in the installed convkit, so the README's commands work from the checkout's root."""
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    if _glob.glob(_os.path.join(here, "_cpu.*")):
+        return
+    for entry in _sys.path:
+        candidate = _os.path.join(_os.path.abspath(entry or _os.curdir), "convkit")
+        if candidate != here and _glob.glob(_os.path.join(candidate, "_cpu.*")):
+            __path__.append(candidate)
+            return
+
+
+_use_installed_kernels()
+
+from . import functional  # noqa: E402
+from .functional import *  # noqa: E402,F401,F403  (every public op, also as convkit.<name>)
+from .functional import __all__ as _ops  # noqa: E402
+from .summary import summary  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -64,3 +64,17 @@ def test_mixed_numpy_cupy_raises_typeerror():
         pytest.skip(f"no CUDA device: {exc}")
     with pytest.raises(TypeError, match="conv2d: x is a numpy array but weight is a cupy array"):
         convkit.conv2d(np.zeros((1, 1, 3, 3), np.float32), w)
+
+
+def test_command_line_runs_from_the_source_checkout():
+    """README's `python -m convkit ...` is typed in the checkout's root, where `convkit/` is
+    the source folder without the compiled module: it must still find the installed one."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(root, "convkit")):
+        pytest.skip("not run from a source checkout")
+    done = subprocess.run([sys.executable, "-m", "convkit", "summary", "alexnet"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "features.0" in done.stdout and "61,101" in done.stdout   # AlexNet: 61.1M parameters
