@@ -32,7 +32,7 @@
 // independent of the thread count (no atomics, no split reductions).
 //
 // Files: depthwise_rows.hpp (inner loops), depthwise_buffers.hpp (padded buffers, layouts),
-// this file (the three kernels); depthwise_<isa>.cpp compile them per instruction set and
+// this file (the three kernels); depthwise_isa.cpp compiles them per instruction set and
 // depthwise_dispatch.cpp picks one at run time (depthwise.hpp).
 // Test: python -m pytest tests/test_depthwise.py    Bench: python -m pytest bench/bench_depthwise.py
 #pragma once

@@ -11,8 +11,8 @@
 //   micro-kernel: MR x NR tile of C held in MR*NV vector registers, one FMA per
 //             (row, vector) per k step.
 //
-// This header is compiled once per instruction set (conv2d_<isa>.cpp defines
-// CONVKIT_ISA to avx512 / avx2 / generic before including it), so every symbol
+// This header is compiled once per instruction set (the *_isa.cpp files are built with
+// CONVKIT_ISA = avx512 / avx2 / generic), so every symbol
 // lives in namespace convkit::CONVKIT_ISA and the variants never collide.
 #pragma once
 #include <algorithm>

@@ -1,5 +1,5 @@
 // convkit/src/group_norm_impl.hpp -- group normalisation kernels (API in group_norm.hpp) for one
-// instruction set: compiled by norm_<isa>.cpp, chosen at run time by norm_dispatch.cpp.
+// instruction set: compiled by norm_isa.cpp (once per CONVKIT_ISA), chosen at run time by norm_dispatch.cpp.
 //
 // Writes: y, grad_x, grad_weight, grad_bias are fully OVERWRITTEN, never accumulated into.
 //

@@ -1,6 +1,6 @@
 // convkit/src/lrn_impl.hpp -- local response normalisation kernels for one instruction set.
 //
-// Compiled once per instruction set (norm_<isa>.cpp defines CONVKIT_ISA to avx512 / avx2 /
+// Compiled once per instruction set (norm_isa.cpp, built with CONVKIT_ISA = avx512 / avx2 /
 // generic); norm_dispatch.cpp picks the variant at run time. Writes: y and grad_x are fully
 // OVERWRITTEN, never accumulated into.
 //

@@ -1,5 +1,5 @@
 // convkit/src/pool2d_impl.hpp -- windowed max pooling (forward) and avg pooling (forward,
-// backward) for one instruction set (pool2d_<isa>.cpp define CONVKIT_ISA and include this
+// backward) for one instruction set (pool2d_isa.cpp, built once per CONVKIT_ISA, includes this
 // file). Max-pool backward and adaptive pooling are portable: pool2d.cpp.
 //
 // Phase layout (pool2d_phase.hpp): each task's padded input rows are copied into a

@@ -1,5 +1,5 @@
 // convkit/src/softmax_impl.hpp -- log-softmax and cross-entropy (see softmax.hpp), for one
-// instruction set (softmax_<isa>.cpp defines CONVKIT_ISA; softmax_dispatch.cpp picks one).
+// instruction set (softmax_isa.cpp, built once per CONVKIT_ISA; softmax_dispatch.cpp picks one).
 //
 // Every row is handled by one thread as a contiguous run of dim values: rows of an
 // inner == 1 array are used in place; rows at stride inner are first gathered, a strip of
