@@ -30,4 +30,16 @@ def hostile_layouts(a):
                 bigendian=a.astype(a.dtype.newbyteorder(">")))
 
 
+def check_finite_differences(loss, args, grads, rng, samples=12, eps=1e-6, tol=1e-6):
+    """Central differences of the scalar loss(*args) at `samples` random entries of each
+    argument against the analytic gradients `grads` (same order as args; float64)."""
+    for idx, (arr, grad) in enumerate(zip(args, grads)):
+        for flat in rng.choice(arr.size, size=min(arr.size, samples), replace=False):
+            plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+            plus[idx].flat[flat] += eps
+            minus[idx].flat[flat] -= eps
+            numeric = (loss(*plus) - loss(*minus)) / (2 * eps)
+            assert abs(numeric - grad.flat[flat]) <= tol * max(1.0, abs(numeric)), (idx, flat)
+
+
 LAYOUTS = ["c", "fortran", "strided", "negative", "transposed", "readonly", "misaligned", "bigendian"]

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import LAYOUTS, assert_close, hostile_layouts
+from helpers import LAYOUTS, assert_close, check_finite_differences, hostile_layouts
 
 # (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
 GRID = [
@@ -119,14 +119,7 @@ def test_finite_differences(rng):
     r = rng.standard_normal(convkit.conv2d(x, w, b, **kw).shape)
     loss = lambda x_, w_, b_: float((convkit.conv2d(x_, w_, b_, **kw) * r).sum())
     gx, gw, gb = convkit.conv2d_backward(r, x, w, **kw)
-    eps = 1e-6
-    for arr, grad, idx in ((x, gx, 0), (w, gw, 1), (b, gb, 2)):
-        for flat in rng.choice(arr.size, size=min(arr.size, 12), replace=False):
-            args_p, args_m = [x.copy(), w.copy(), b.copy()], [x.copy(), w.copy(), b.copy()]
-            args_p[idx].flat[flat] += eps
-            args_m[idx].flat[flat] -= eps
-            numeric = (loss(*args_p) - loss(*args_m)) / (2 * eps)
-            assert abs(numeric - grad.flat[flat]) <= 1e-6 * max(1.0, abs(numeric))
+    check_finite_differences(loss, (x, w, b), (gx, gw, gb), rng, samples=12)
 
 
 def test_toeplitz_identities(rng):

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
-from helpers import LAYOUTS, assert_close, hostile_layouts
+from helpers import LAYOUTS, assert_close, check_finite_differences, hostile_layouts
 
 # (N, C_in, H, W, C_out, (kH, kW), stride, padding, output_padding, dilation, groups)
 GRID = [
@@ -266,14 +266,7 @@ def test_finite_differences(rng):
     r = rng.standard_normal(convkit.conv_transpose2d(x, w, b, **kw).shape)
     loss = lambda x_, w_, b_: float((convkit.conv_transpose2d(x_, w_, b_, **kw) * r).sum())
     grads = convkit.conv_transpose2d_backward(r, x, w, **kw)
-    eps = 1e-6
-    for idx, (arr, grad) in enumerate(zip((x, w, b), grads)):
-        for flat in rng.choice(arr.size, size=min(arr.size, 10), replace=False):
-            args_p, args_m = [x.copy(), w.copy(), b.copy()], [x.copy(), w.copy(), b.copy()]
-            args_p[idx].flat[flat] += eps
-            args_m[idx].flat[flat] -= eps
-            numeric = (loss(*args_p) - loss(*args_m)) / (2 * eps)
-            assert abs(numeric - grad.flat[flat]) <= 1e-6 * max(1.0, abs(numeric))
+    check_finite_differences(loss, (x, w, b), grads, rng, samples=10)
 
 
 @settings(max_examples=40, deadline=None)

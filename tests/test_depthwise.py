@@ -12,7 +12,7 @@ import convkit
 from convkit import _cpu, _shapes
 from convkit import reference as ref
 from convkit.cpu import conv as cpu_conv
-from helpers import assert_close
+from helpers import assert_close, check_finite_differences
 
 # (N, C, H, W, multiplier, (kH, kW), stride, padding, dilation)
 GRID = [
@@ -155,14 +155,7 @@ def test_finite_differences(rng):
     r = rng.standard_normal(convkit.conv2d(x, w, b, **kw).shape)
     loss = lambda x_, w_, b_: float((convkit.conv2d(x_, w_, b_, **kw) * r).sum())
     grads = convkit.conv2d_backward(r, x, w, **kw)
-    eps = 1e-6
-    for idx, (arr, grad) in enumerate(zip((x, w, b), grads)):
-        for flat in rng.choice(arr.size, size=min(arr.size, 12), replace=False):
-            args_p, args_m = [x.copy(), w.copy(), b.copy()], [x.copy(), w.copy(), b.copy()]
-            args_p[idx].flat[flat] += eps
-            args_m[idx].flat[flat] -= eps
-            numeric = (loss(*args_p) - loss(*args_m)) / (2 * eps)
-            assert abs(numeric - grad.flat[flat]) <= 1e-6 * max(1.0, abs(numeric))
+    check_finite_differences(loss, (x, w, b), grads, rng, samples=12)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
