@@ -59,9 +59,18 @@ def set_num_threads(n: int) -> None:
     _cpu_module().set_num_threads(n)
 
 
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device (cupy arrays then run on it)."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no CuPy, no driver, or no device
+        return False
+
+
 def cpu_isa() -> str:
     """Instruction-set variant of the CPU kernels in use: 'avx512', 'avx2' or 'generic'."""
     return _cpu_module().get_isa()
 
 
-__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "cpu_isa", "summary"]
+__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "gpu_available", "cpu_isa", "summary"]

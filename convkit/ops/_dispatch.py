@@ -1,4 +1,4 @@
-"""Dispatch on the array type: numpy -> convkit.cpu.<family>, cupy -> the CUDA backend."""
+"""Dispatch on the array type: numpy -> convkit.cpu.<family>, cupy -> convkit.gpu.<family>."""
 from __future__ import annotations
 
 import importlib
@@ -9,6 +9,5 @@ from .._shapes import array_module_name
 def backend(fn: str, x, family: str):
     """The backend module of an op family for x's array type (arguments already share it)."""
     if array_module_name(x) == "cupy":
-        raise NotImplementedError(f"{fn}: the CUDA backend is not part of this build yet; "
-                                  f"pass numpy arrays (cupy.asnumpy) to run on the CPU")
+        return importlib.import_module(f"convkit.gpu.{family}")
     return importlib.import_module(f"convkit.cpu.{family}")
