@@ -3,7 +3,8 @@
     --threads N   threads for convkit AND torch (default 2), set once at session start
 
 Machine info written into the --benchmark-json file (besides pytest-benchmark's own):
-convkit version / cpu_isa / threads / OpenMP, numpy and torch versions and threads, CPU model.
+convkit version / cpu_isa / threads / OpenMP, numpy and torch versions and threads, CPU model,
+and the float32 FMA peak measured at session start (bench/peak.py) for "% of peak".
 The same threads and cpu_isa also go into every benchmark's extra_info (fixture `bench_info`).
 
 Run: cd /work/main && python -m pytest bench/bench_conv2d.py --benchmark-only \
@@ -35,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - a set-up error, reported once
         f"in {_ROOT} first (see README.md)") from None
 
 import numpy as np
+from peak import fma_peak_gflops
 
 try:
     import torch
@@ -84,6 +86,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "openmp": convkit.openmp_enabled(),
         "path": os.path.dirname(convkit.__file__),
     }
+    machine_info["fma_peak_gflops"] = fma_peak_gflops(convkit.get_num_threads())
     machine_info["numpy"] = np.__version__
     machine_info["torch"] = (None if torch is None else
                              {"version": torch.__version__, "threads": torch.get_num_threads()})

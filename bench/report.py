@@ -40,12 +40,21 @@ def _fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def _cells(convkit_s, torch_s, flops):
-    """ms, ms, ratio, GFLOP/s, GFLOP/s for summed medians in seconds (None: not measured)."""
+def _cells(convkit_s, torch_s, flops, peak):
+    """ms, ms, ratio, GFLOP/s, GFLOP/s, convkit % of peak for summed medians in seconds
+    (None: not measured); peak: the FMA GFLOP/s measured in the same run (or None)."""
     ratio = convkit_s / torch_s if convkit_s and torch_s else None
     gf = [flops / t / 1e9 if t else None for t in (convkit_s, torch_s)]
+    share = 100 * gf[0] / peak if gf[0] and peak else None
     return [_fmt(convkit_s and convkit_s * 1e3, ".2f"), _fmt(torch_s and torch_s * 1e3, ".2f"),
-            _fmt(ratio, ".2f"), _fmt(gf[0], ".1f"), _fmt(gf[1], ".1f")]
+            _fmt(ratio, ".2f"), _fmt(gf[0], ".1f"), _fmt(gf[1], ".1f"), _fmt(share, ".0f")]
+
+
+def _peak(data):
+    """The same-run FMA peak (GFLOP/s) at convkit's thread count, or None."""
+    mi = data.get("machine_info", {})
+    peaks, threads = mi.get("fma_peak_gflops") or {}, (mi.get("convkit") or {}).get("threads")
+    return peaks.get(str(threads))
 
 
 def _header(data):
@@ -55,7 +64,9 @@ def _header(data):
              f"threads: convkit {ck.get('threads', '?')}, torch {tv.get('threads', '-')}; "
              f"convkit {ck.get('version', '?')} cpu_isa={ck.get('cpu_isa', '?')}; "
              f"torch {tv.get('version', 'not installed')}; numpy {mi.get('numpy', '?')}; "
-             f"run {data.get('datetime', '?')[:19]}"]
+             f"run {data.get('datetime', '?')[:19]}",
+             f"float32 FMA peak measured in this run (bench/peak_fma.c): "
+             f"{_fmt(_peak(data), '.1f')} GFLOP/s at convkit's thread count"]
     return lines
 
 
@@ -84,17 +95,18 @@ def report(data) -> str:
     if not rows:
         return "no conv2d benchmarks with timings in this file (run with --benchmark-only)\n"
     out = ["# conv2d: convkit vs PyTorch (CPU, float32)", ""] + _header(data) + [""] + _notes(rows)
-    cols = "| convkit ms | torch ms | convkit/torch | convkit GFLOP/s | torch GFLOP/s |"
+    cols = "| convkit ms | torch ms | convkit/torch | convkit GFLOP/s | torch GFLOP/s | % of peak |"
+    peak = _peak(data)
     for pass_ in ("forward", "backward"):
         keys = [k for k in rows if k[0] == pass_]
         if not keys:
             continue
-        out += ["", f"## {pass_}", "", "| layer | batch " + cols, "|---|--:" + "|--:" * 5 + "|"]
+        out += ["", f"## {pass_}", "", "| layer | batch " + cols, "|---|--:" + "|--:" * 6 + "|"]
         for key in keys:
             by_impl = rows[key]
             flops = next(iter(by_impl.values()))["extra_info"]["flops"]
             secs = [by_impl[i]["stats"]["median"] if i in by_impl else None for i in IMPLS]
-            out.append(f"| {key[1]} | {key[2]} | " + " | ".join(_cells(*secs, flops)) + " |")
+            out.append(f"| {key[1]} | {key[2]} | " + " | ".join(_cells(*secs, flops, peak)) + " |")
     # per model: sum the medians of the layers measured with both libraries
     sums = {}
     for (pass_, layer, batch), by_impl in rows.items():
@@ -106,12 +118,12 @@ def report(data) -> str:
             s[3] += 1
     if sums:
         out += ["", "## per model (conv layers summed; 'layers': measured with both / in the model)",
-                "", "| model | pass | batch | layers " + cols, "|---|---|--:|--:" + "|--:" * 5 + "|"]
+                "", "| model | pass | batch | layers " + cols, "|---|---|--:|--:" + "|--:" * 6 + "|"]
         order = list(dict.fromkeys(models.values()))
         for key in sorted(sums, key=lambda k: (k[1] != "forward", order.index(k[0]), k[2])):
             (model, pass_, batch), (ck, tv, flops, k) = key, sums[key]
             out.append(f"| {model} | {pass_} | {batch} | {k} of {n_layers.get(model, '?')} | "
-                       + " | ".join(_cells(ck, tv, flops)) + " |")
+                       + " | ".join(_cells(ck, tv, flops, peak)) + " |")
     return "\n".join(out) + "\n"
 
 
