@@ -3,7 +3,8 @@
 What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]), of
     forward   convkit.conv2d vs torch.nn.functional.conv2d        every layer x batch {1, 16}
     backward  convkit.conv2d_backward vs aten.convolution_backward  every layer, batch 16
-over the layer table convkit/layer_table.py (AlexNet torchvision + Caffe variants, ResNet-18 3x3),
+over the layer table convkit/layer_table.py (AlexNet torchvision + Caffe variants, the ResNet-18
+and VGG-16 3x3 convs, one entry per distinct shape; model sums weight each by its count),
 both libraries side by side in one run with the same inputs and thread count (--threads,
 default 2). One warm-up call per benchmark is excluded from the timings. After timing, the
 result of the last timed call is checked against a float64 reference (torch float64 when
@@ -34,7 +35,7 @@ import numpy as np
 import pytest
 
 import convkit
-from convkit.layer_table import LAYERS, by_model
+from convkit.layer_table import LAYERS, model_layer_count
 
 try:
     import torch
@@ -169,7 +170,7 @@ def _record(benchmark, bench_info, layer, n, impl, pass_, flops, output, faults,
     benchmark.group = f"conv2d {pass_} {layer.name} batch{n}"
     info = benchmark.extra_info
     info.update({"op": "conv2d", "pass": pass_}, layer=layer.name, model=layer.model,
-                model_layers=len(by_model(layer.model)), batch=n, impl=impl,
+                model_layers=model_layer_count(layer.model), count=layer.count, batch=n, impl=impl,
                 flops=flops, output=output, minor_faults_per_call=round(faults, 1), max_rel_err=err,
                 **bench_info)
     if benchmark.stats is not None:   # None under --benchmark-disable (then it is a plain test)

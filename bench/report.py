@@ -112,12 +112,14 @@ def report(data) -> str:
     for (pass_, layer, batch), by_impl in rows.items():
         if all(i in by_impl for i in IMPLS):
             s = sums.setdefault((models[layer], pass_, batch), [0.0, 0.0, 0, 0])
-            s[0] += by_impl["convkit"]["stats"]["median"]
-            s[1] += by_impl["torch"]["stats"]["median"]
-            s[2] += by_impl["convkit"]["extra_info"]["flops"]
-            s[3] += 1
+            count = by_impl["convkit"]["extra_info"].get("count", 1)   # layers of this shape
+            s[0] += count * by_impl["convkit"]["stats"]["median"]
+            s[1] += count * by_impl["torch"]["stats"]["median"]
+            s[2] += count * by_impl["convkit"]["extra_info"]["flops"]
+            s[3] += count
     if sums:
-        out += ["", "## per model (conv layers summed; 'layers': measured with both / in the model)",
+        out += ["", "## per model (conv layers summed, each shape times its count in the model; "
+                "'layers': measured with both / in the model)",
                 "", "| model | pass | batch | layers " + cols, "|---|---|--:|--:" + "|--:" * 6 + "|"]
         order = list(dict.fromkeys(models.values()))
         for key in sorted(sums, key=lambda k: (k[1] != "forward", order.index(k[0]), k[2])):

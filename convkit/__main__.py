@@ -70,11 +70,11 @@ def info(args) -> int:
     total = {}
     for layer in LAYERS:
         seconds = _time_layer(layer, args.batch, args.repeats)
-        total[layer.model] = total.get(layer.model, 0.0) + seconds
+        total[layer.model] = total.get(layer.model, 0.0) + seconds * layer.count
         print(f"{layer.name:26} {str(layer.out_shape(args.batch)[1:]):>18} {seconds * 1e3:9.2f} "
               f"{layer.flops(args.batch) / seconds / 1e9:8.1f}")
     for model, seconds in total.items():
-        print(f"{model + ' conv layers':26} {'':>18} {seconds * 1e3:9.2f}")
+        print(f"{model + ' conv layers':26} {'':>18} {seconds * 1e3:9.2f}   (repeated shapes counted)")
     return 0 if ok else 1
 
 

@@ -32,6 +32,7 @@ class ConvLayer:
     padding: int | tuple
     groups: int = 1
     dilation: int | tuple = 1
+    count: int = 1       # layers of exactly this shape in the model (model sums weight by it)
 
     def x_shape(self, batch: int) -> tuple:
         return (batch, self.c_in, self.h, self.w)
@@ -72,8 +73,25 @@ LAYERS = (
     L("alexnet_caffe.conv3", "alexnet_caffe", 256, 13, 13, 384, 3, 1, 1),
     L("alexnet_caffe.conv4", "alexnet_caffe", 384, 13, 13, 384, 3, 1, 1, groups=2),
     L("alexnet_caffe.conv5", "alexnet_caffe", 384, 13, 13, 256, 3, 1, 1, groups=2),
-    # ResNet-18: the 3x3 conv of every layer1 basic block
-    L("resnet18.layer1.conv3x3", "resnet18", 64, 56, 56, 64, 3, 1, 1),
+    # ResNet-18: every 3x3 conv, one entry per distinct shape (224x224 input; the 7x7 stem
+    # and the 1x1 downsampling convs are not listed)
+    L("resnet18.layer1.conv3x3", "resnet18", 64, 56, 56, 64, 3, 1, 1, count=4),
+    L("resnet18.layer2.conv3x3_s2", "resnet18", 64, 56, 56, 128, 3, 2, 1),
+    L("resnet18.layer2.conv3x3", "resnet18", 128, 28, 28, 128, 3, 1, 1, count=3),
+    L("resnet18.layer3.conv3x3_s2", "resnet18", 128, 28, 28, 256, 3, 2, 1),
+    L("resnet18.layer3.conv3x3", "resnet18", 256, 14, 14, 256, 3, 1, 1, count=3),
+    L("resnet18.layer4.conv3x3_s2", "resnet18", 256, 14, 14, 512, 3, 2, 1),
+    L("resnet18.layer4.conv3x3", "resnet18", 512, 7, 7, 512, 3, 1, 1, count=3),
+    # VGG-16 (configuration D, 224x224 input): its 13 3x3 convs, one entry per distinct shape
+    L("vgg16.conv1_1", "vgg16", 3, 224, 224, 64, 3, 1, 1),
+    L("vgg16.conv1_2", "vgg16", 64, 224, 224, 64, 3, 1, 1),
+    L("vgg16.conv2_1", "vgg16", 64, 112, 112, 128, 3, 1, 1),
+    L("vgg16.conv2_2", "vgg16", 128, 112, 112, 128, 3, 1, 1),
+    L("vgg16.conv3_1", "vgg16", 128, 56, 56, 256, 3, 1, 1),
+    L("vgg16.conv3_2", "vgg16", 256, 56, 56, 256, 3, 1, 1, count=2),
+    L("vgg16.conv4_1", "vgg16", 256, 28, 28, 512, 3, 1, 1),
+    L("vgg16.conv4_2", "vgg16", 512, 28, 28, 512, 3, 1, 1, count=2),
+    L("vgg16.conv5_1", "vgg16", 512, 14, 14, 512, 3, 1, 1, count=3),
 )
 del L
 
@@ -82,12 +100,17 @@ BY_NAME = {layer.name: layer for layer in LAYERS}
 
 
 def by_model(model: str) -> tuple:
-    """The layers of one model, in network order."""
+    """The layers of one model, in network order (one entry per distinct shape)."""
     return tuple(layer for layer in LAYERS if layer.model == model)
 
 
+def model_layer_count(model: str) -> int:
+    """Conv layers of the model covered by the table (repeated shapes counted)."""
+    return sum(layer.count for layer in by_model(model))
+
+
 if __name__ == "__main__":
-    print(f"{'layer':26} {'input':>16} {'weight':>18} {'output (N=1)':>18} {'MMAC':>8}")
+    print(f"{'layer':26} {'input':>16} {'weight':>18} {'output (N=1)':>18} {'MMAC':>8} {'count':>5}")
     for layer in LAYERS:
         print(f"{layer.name:26} {str(layer.x_shape(1)[1:]):>16} {str(layer.w_shape):>18} "
-              f"{str(layer.out_shape(1)[1:]):>18} {layer.macs(1) / 1e6:8.1f}")
+              f"{str(layer.out_shape(1)[1:]):>18} {layer.macs(1) / 1e6:8.1f} {layer.count:5}")
