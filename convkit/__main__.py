@@ -146,6 +146,9 @@ def _charts(results, out_dir) -> list:
 
 def profile(args) -> int:
     from convkit.profile import format_caffe, format_distribution, format_table, profile_model
+    if os.path.exists(args.out) and not os.path.isdir(args.out):   # say so before minutes of timing
+        print(f"convkit profile: --out {args.out!r} exists and is not a directory", file=sys.stderr)
+        return 2
     if args.threads:
         convkit.set_num_threads(args.threads)
     threads = convkit.get_num_threads()

@@ -25,16 +25,16 @@ class AlexNet(nn.Module):
         super().__init__()
         c = dict(rng=rng, dtype=dtype)
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 11, stride=4, padding=2, **c), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2, **c), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1, **c), nn.ReLU(),
-            nn.Conv2d(384, 256, 3, padding=1, **c), nn.ReLU(),
-            nn.Conv2d(256, 256, 3, padding=1, **c), nn.ReLU(), nn.MaxPool2d(3, 2))
+            nn.Conv2d(3, 64, 11, stride=4, padding=2, **c), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2, **c), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1, **c), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1, **c), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1, **c), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(0.5, rng=rng), nn.Linear(256 * 6 * 6, 4096, **c), nn.ReLU(),
-            nn.Dropout(0.5, rng=rng), nn.Linear(4096, 4096, **c), nn.ReLU(),
+            nn.Dropout(0.5, rng=rng), nn.Linear(256 * 6 * 6, 4096, **c), nn.ReLU(inplace=True),
+            nn.Dropout(0.5, rng=rng), nn.Linear(4096, 4096, **c), nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes, **c))
 
     def forward(self, x):
@@ -51,16 +51,16 @@ def _caffe_alexnet(num_classes, rng, dtype):
     c = dict(rng=rng, dtype=dtype)
     lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)  # noqa: E731
     return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(3, 96, 11, stride=4, **c)), ("relu1", nn.ReLU()), ("norm1", lrn()),
+        ("conv1", nn.Conv2d(3, 96, 11, stride=4, **c)), ("relu1", nn.ReLU(inplace=True)), ("norm1", lrn()),
         ("pool1", nn.MaxPool2d(3, 2)),
-        ("conv2", nn.Conv2d(96, 256, 5, padding=2, groups=2, **c)), ("relu2", nn.ReLU()), ("norm2", lrn()),
+        ("conv2", nn.Conv2d(96, 256, 5, padding=2, groups=2, **c)), ("relu2", nn.ReLU(inplace=True)), ("norm2", lrn()),
         ("pool2", nn.MaxPool2d(3, 2)),
-        ("conv3", nn.Conv2d(256, 384, 3, padding=1, **c)), ("relu3", nn.ReLU()),
-        ("conv4", nn.Conv2d(384, 384, 3, padding=1, groups=2, **c)), ("relu4", nn.ReLU()),
-        ("conv5", nn.Conv2d(384, 256, 3, padding=1, groups=2, **c)), ("relu5", nn.ReLU()),
+        ("conv3", nn.Conv2d(256, 384, 3, padding=1, **c)), ("relu3", nn.ReLU(inplace=True)),
+        ("conv4", nn.Conv2d(384, 384, 3, padding=1, groups=2, **c)), ("relu4", nn.ReLU(inplace=True)),
+        ("conv5", nn.Conv2d(384, 256, 3, padding=1, groups=2, **c)), ("relu5", nn.ReLU(inplace=True)),
         ("pool5", nn.MaxPool2d(3, 2)), ("flatten", nn.Flatten()),
-        ("fc6", nn.Linear(256 * 6 * 6, 4096, **c)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout(0.5, rng=rng)),
-        ("fc7", nn.Linear(4096, 4096, **c)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout(0.5, rng=rng)),
+        ("fc6", nn.Linear(256 * 6 * 6, 4096, **c)), ("relu6", nn.ReLU(inplace=True)), ("drop6", nn.Dropout(0.5, rng=rng)),
+        ("fc7", nn.Linear(4096, 4096, **c)), ("relu7", nn.ReLU(inplace=True)), ("drop7", nn.Dropout(0.5, rng=rng)),
         ("fc8", nn.Linear(4096, num_classes, **c)),
     ]))
 
@@ -85,14 +85,14 @@ class VGG(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(ch, v, 3, padding=1, **c), nn.ReLU()]
+                layers += [nn.Conv2d(ch, v, 3, padding=1, **c), nn.ReLU(inplace=True)]
                 ch = v
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096, **c), nn.ReLU(), nn.Dropout(0.5, rng=rng),
-            nn.Linear(4096, 4096, **c), nn.ReLU(), nn.Dropout(0.5, rng=rng),
+            nn.Linear(512 * 7 * 7, 4096, **c), nn.ReLU(inplace=True), nn.Dropout(0.5, rng=rng),
+            nn.Linear(4096, 4096, **c), nn.ReLU(inplace=True), nn.Dropout(0.5, rng=rng),
             nn.Linear(4096, num_classes, **c))
 
     forward = AlexNet.forward
@@ -113,10 +113,10 @@ class BasicBlock(nn.Module):
         c = dict(rng=rng, dtype=dtype)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False, **c)
         self.bn1 = nn.BatchNorm2d(out_ch, dtype=dtype)
-        self.relu1 = nn.ReLU()
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False, **c)
         self.bn2 = nn.BatchNorm2d(out_ch, dtype=dtype)
-        self.relu2 = nn.ReLU()
+        self.relu2 = nn.ReLU(inplace=True)
         if stride != 1 or in_ch != out_ch:
             self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False, **c),
                                             nn.BatchNorm2d(out_ch, dtype=dtype))
@@ -144,7 +144,7 @@ class ResNet(nn.Module):
         c = dict(rng=rng, dtype=dtype)
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False, **c)
         self.bn1 = nn.BatchNorm2d(64, dtype=dtype)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         ch = 64
         for i, (n, out_ch) in enumerate(zip(blocks, (64, 128, 256, 512))):
@@ -178,7 +178,7 @@ def resnet18(num_classes=1000, *, rng=None, dtype=np.float32):
 
 def _conv_bn_relu(in_ch, out_ch, kernel, stride, groups, c, dtype):
     return [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False, **c),
-            nn.BatchNorm2d(out_ch, dtype=dtype), nn.ReLU()]
+            nn.BatchNorm2d(out_ch, dtype=dtype), nn.ReLU(inplace=True)]
 
 
 def mobilenet_v1(num_classes=1000, width=1.0, *, rng=None, dtype=np.float32):

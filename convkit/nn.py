@@ -517,15 +517,23 @@ class LocalResponseNorm(Module):
 # ----------------------------------------------------------------------------- element-wise
 
 class ReLU(Module):
-    def __init__(self, inplace=False):   # inplace accepted for torchvision-style code; never in place
+    """max(x, 0). inplace=True (as torchvision's and Caffe's AlexNet use it) writes the result
+    into x itself when x is a writable C-contiguous native-endian array, saving an output
+    allocation (a page fault per 4 KiB on big maps); otherwise it returns a new array.
+    The backward pass needs only the output: relu'(x) = relu'(relu(x))."""
+
+    def __init__(self, inplace=False):
         super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x):
-        self._x = x
-        return F.relu(x)
+        in_place = (self.inplace and getattr(x, "flags", None) is not None and x.flags.c_contiguous
+                    and x.flags.writeable and x.dtype.isnative)
+        self._y = F.relu(x, out=x if in_place else None)
+        return self._y
 
     def backward(self, grad_out):
-        return F.relu_backward(grad_out, self._x)
+        return F.relu_backward(grad_out, self._y)
 
 
 class Flatten(Module):

@@ -68,6 +68,21 @@ def test_parameterless_layers_forward_and_backward(rng, make, op):
     assert abs(np.vdot(lin, gy) - np.vdot(dx, gx)) <= 1e-6 * max(1.0, abs(np.vdot(dx, gx)))
 
 
+def test_inplace_relu_writes_its_input_and_keeps_the_gradient(rng):
+    x = _x(rng, 2, 3, 5, 4)
+    expected_y, expected_gx = convkit.relu(x), convkit.relu_backward(np.ones_like(x), x)
+    layer = nn.ReLU(inplace=True)
+    y = layer(x)
+    assert y is x and np.array_equal(x, expected_y)          # written in place, as torch's inplace=True
+    assert np.array_equal(layer.backward(np.ones_like(x)), expected_gx)
+    ro = expected_y.copy()
+    ro.flags.writeable = False                                # not writable: a new array instead
+    assert layer(ro) is not ro and np.array_equal(layer(ro), expected_y)
+    strided = _x(rng, 2, 3, 5, 8)[..., ::2]
+    before = strided.copy()
+    assert np.array_equal(layer(strided), convkit.relu(before)) and np.array_equal(strided, before)
+
+
 def test_maxunpool_pairs_with_its_pool(rng):
     pool = nn.MaxPool2d(2, 2)
     unpool = nn.MaxUnpool2d(pool)

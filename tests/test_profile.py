@@ -154,3 +154,12 @@ def test_cli_without_matplotlib_notes_and_skips_charts(tmp_path):
     notes = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "matplotlib is not installed" in notes[0]
     assert (tmp_path / "o" / "profile.json").exists() and not list((tmp_path / "o").glob("*.png"))
+
+
+def test_cli_out_that_is_a_file_fails_before_timing(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-m", "convkit", "profile", "alexnet", "--out", str(blocker)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "exists and is not a directory" in proc.stderr and "Traceback" not in proc.stderr
