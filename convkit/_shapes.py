@@ -225,6 +225,26 @@ def conv_as_2d(g: ConvGeometry) -> ConvGeometry:
                       out_size=one + g.out_size)
 
 
+# Largest channel multiplier C_out/C_in sent to the depthwise kernels (see is_depthwise).
+DEPTHWISE_MAX_MULTIPLIER = 32
+
+
+def is_depthwise(g: ConvGeometry) -> bool:
+    """Depthwise (groups == C_in > 1) with at most DEPTHWISE_MAX_MULTIPLIER outputs per channel:
+    the convs every backend sends to its direct depthwise kernels instead of the implicit GEMM.
+
+    Measured on the CPU (bench/bench_depthwise.py and the same kernels called directly, float32,
+    1 and 2 threads, AMD EPYC AVX2): on every MobileNet-v1 3x3 layer at batch 16, and on 5x5,
+    7x7, 1x1 and multiplier-2 depthwise layers, the direct kernels beat the grouped-GEMM path
+    by 4-17x forward and 3-27x backward (the GEMM path packs one tiny C_out/G x KH*KW GEMM per
+    group). With many outputs per channel the GEMM reuses each input load across them and
+    catches up: multiplier 16-32 ties forward (direct still 1.4-2.7x faster backward), 64 is
+    1.5x faster forward and up to 2x backward on the GEMM path. The GPU backend uses the same
+    rule (not yet measured there: bench/bench_gpu_conv.py).
+    """
+    return g.groups == g.c_in > 1 and g.c_out <= DEPTHWISE_MAX_MULTIPLIER * g.c_in
+
+
 # --------------------------------------------------------------------------- pool: max/avg pooling 1-D/2-D, adaptive pooling, global pooling
 
 class PoolGeometry(NamedTuple):

@@ -273,3 +273,25 @@ def test_torch_parity_same_padding():
         gx, gw, _ = convkit.conv1d_backward(gy, x, w, padding="same", dilation=d)
         assert_close(gx, tx.grad.numpy())
         assert_close(gw, tw.grad.numpy())
+
+
+# ------------------------------------------------------------------ GPU backend only
+gpu_only = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@gpu_only
+def test_gpu_long_signal_float32(backend, rng):
+    """A longer float32 signal (several column tiles of the GEMM kernels) against the CPU
+    backend and the reference; two GPU runs bit-identical."""
+    x, w, b, kw = make_case(rng, (2, 8, 700, 12, 9, 2, 4, 1, 2), np.float32)
+    gy = rng.standard_normal(ref.conv1d(x, w, **kw).shape).astype(np.float32)
+    to, back = backend.asarray, backend.asnumpy
+    runs = [[back(a) for a in (convkit.conv1d(to(x), to(w), to(b), **kw), *convkit.conv1d_backward(to(gy), to(x), to(w), **kw))]
+            for _ in range(2)]
+    cpu = [convkit.conv1d(x, w, b, **kw), *convkit.conv1d_backward(gy, x, w, **kw)]
+    exact = [ref.conv1d(x, w, b, **kw), ref.conv1d_backward_data(gy, w, x.shape, **kw),
+             ref.conv1d_backward_weight(gy, x, w.shape, **kw)]
+    for first, second, on_cpu, want in zip(*runs, cpu, exact):
+        np.testing.assert_array_equal(first, second)
+        assert_close(first, want, np.float32)
+        assert_close(first, on_cpu, np.float32)

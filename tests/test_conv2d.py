@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import convkit
+from convkit import _shapes as S
 from convkit import reference as ref
 from helpers import LAYOUTS, assert_close, check_finite_differences, hostile_layouts
 
@@ -280,3 +281,95 @@ def test_torch_parity_same_padding():
         w = rng.standard_normal((4, 3, *k))
         theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding="same", dilation=d)
         assert_close(convkit.conv2d(x, w, padding="same", dilation=d), theirs.numpy())
+
+
+# ------------------------------------------------------------------ GPU backend only
+# (the grid, worked-example and layout-free tests above run on the gpu backend already)
+gpu_only = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+def device_layouts(xp, a):
+    """a on the device in the layouts a cupy array can have: strided, reversed, transposed."""
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    wide[..., ::2] = a
+    return dict(strided=xp.asarray(wide)[..., ::2], negative=xp.asarray(np.flip(a, -1).copy())[..., ::-1],
+                transposed=xp.asarray(np.swapaxes(a, 0, -1).copy()).swapaxes(0, -1))
+
+
+@gpu_only
+@pytest.mark.parametrize("cfg", [c for c in GRID if c[9] != c[1]], ids=lambda c: IDS[GRID.index(c)])   # depthwise: no v1
+def test_gpu_v1_kernels_match_reference(backend, rng, cfg):
+    """Kernel version 1 (one thread per output; the oracle of the tiled v2) on the GEMM-path grid."""
+    from convkit.gpu.conv import kernel_version
+    x, w, b, kw = make_case(rng, cfg, np.float64)
+    gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape)
+    with kernel_version(1):
+        y = convkit.conv2d(backend.asarray(x), backend.asarray(w), backend.asarray(b), **kw)
+        gx, gw, _ = convkit.conv2d_backward(*map(backend.asarray, (gy, x, w)), **kw)
+    assert_close(backend.asnumpy(y), ref.conv2d(x, w, b, **kw))
+    assert_close(backend.asnumpy(gx), ref.conv2d_backward_data(gy, w, x.shape, **kw))
+    assert_close(backend.asnumpy(gw), ref.conv2d_backward_weight(gy, x, w.shape, **kw))
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_backward_weight_split_reduction(backend, rng, monkeypatch, dtype):
+    """Backward-weight with the positions cut into many chunks (partial buffers + ordered sum)."""
+    from convkit.gpu import conv as gpu_conv
+    monkeypatch.setattr(gpu_conv, "MIN_CHUNK", 16)
+    monkeypatch.setattr(gpu_conv, "MAX_CHUNK", 48)
+    x, w, _, kw = make_case(rng, (3, 4, 9, 11, 6, (3, 2), (1, 2), 1, 1, 2), dtype)
+    g = S.conv_geometry("t", x.shape, w.shape, kw["stride"], kw["padding"], kw["dilation"], kw["groups"], 2)
+    assert gpu_conv._weight_splits(g, x.itemsize)[0] > 4
+    gy = rng.standard_normal(g.out_shape).astype(dtype)
+    gw = convkit.conv2d_backward(*map(backend.asarray, (gy, x, w)), **kw)[1]
+    assert_close(backend.asnumpy(gw), ref.conv2d_backward_weight(gy, x, w.shape, **kw), dtype)
+
+
+@gpu_only
+def test_gpu_float32_layer_matches_cpu_and_is_deterministic(backend, rng):
+    """A bigger float32 layer (2x16x20x20, 3x3, 24 filters: several tiles, two weight-gradient
+    chunks) against the CPU backend and the float64 reference; two runs are bit-identical."""
+    x, w, b, kw = make_case(rng, (2, 16, 20, 20, 24, (3, 3), 1, 1, 1, 1), np.float32)
+    gy = rng.standard_normal((2, 24, 20, 20)).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        y = convkit.conv2d(*map(backend.asarray, (x, w, b)), **kw)
+        runs.append([backend.asnumpy(a) for a in (y, *convkit.conv2d_backward(*map(backend.asarray, (gy, x, w)), **kw))])
+    cpu = [convkit.conv2d(x, w, b, **kw), *convkit.conv2d_backward(gy, x, w, **kw)]
+    exact = [ref.conv2d(x, w, b, **kw), ref.conv2d_backward_data(gy, w, x.shape, **kw),
+             ref.conv2d_backward_weight(gy, x, w.shape, **kw), gy.astype(np.float64).sum(axis=(0, 2, 3))]
+    for first, second, on_cpu, want in zip(*runs, cpu, exact):
+        np.testing.assert_array_equal(first, second)
+        assert_close(first, want, np.float32)
+        assert_close(first, on_cpu, np.float32)
+
+
+@gpu_only
+@pytest.mark.parametrize("layout", ["strided", "negative", "transposed"])
+def test_gpu_any_device_layout(backend, rng, layout):
+    x, w, b, kw = make_case(rng, (2, 4, 9, 8, 6, (3, 3), 2, 1, 1, 2), np.float64)
+    gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape)
+    xl, wl, gyl = (device_layouts(backend.xp, a)[layout] for a in (x, w, gy))
+    y = convkit.conv2d(xl, wl, backend.asarray(b), **kw)
+    grads = convkit.conv2d_backward(gyl, xl, wl, **kw)
+    assert_close(backend.asnumpy(y), ref.conv2d(x, w, b, **kw))
+    assert_close(backend.asnumpy(grads[0]), ref.conv2d_backward_data(gy, w, x.shape, **kw))
+    assert_close(backend.asnumpy(grads[1]), ref.conv2d_backward_weight(gy, x, w.shape, **kw))
+    for a, a0 in zip((xl, wl, gyl), (x, w, gy)):   # inputs never mutated
+        np.testing.assert_array_equal(backend.asnumpy(a), a0)
+
+
+@gpu_only
+def test_gpu_out_argument_and_mixed_arrays(backend, rng):
+    x, w, b, kw = make_case(rng, (2, 3, 8, 8, 4, (3, 3), 1, 1, 1, 1), np.float32)
+    xd, wd, bd = map(backend.asarray, (x, w, b))
+    out = backend.xp.full((2, 4, 8, 8), np.nan, dtype=np.float32)
+    assert convkit.conv2d(xd, wd, bd, out=out, **kw) is out
+    assert_close(backend.asnumpy(out), ref.conv2d(x, w, b, **kw), np.float32)
+    with pytest.raises(TypeError, match="conv2d: out must be a cupy array, got ndarray"):
+        convkit.conv2d(xd, wd, bd, out=np.empty((2, 4, 8, 8), np.float32), **kw)
+    with pytest.raises(TypeError, match="conv2d: x is a cupy array but weight is a numpy array"):
+        convkit.conv2d(xd, w, **kw)
+    with pytest.raises(TypeError, match="conv2d_backward: x is a cupy array but grad_out is a numpy array"):
+        convkit.conv2d_backward(np.zeros((2, 4, 8, 8), np.float32), xd, wd, **kw)

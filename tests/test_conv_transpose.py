@@ -405,3 +405,24 @@ def test_torch_parity_1d(dtype):
         grads = convkit.conv_transpose1d_backward(gy, x, w, **kw)
         for mine, theirs in zip((y, *grads), (ty.detach(), tx.grad, tw.grad, tb.grad)):
             assert_close(mine, theirs.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU backend only
+gpu_only = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@gpu_only
+def test_gpu_out_unbatched_and_deterministic(backend):
+    """`out=` (bias added in place), unbatched input, and two bit-identical float32 runs on cupy arrays."""
+    x, w, b, kw = make_case(GRID[1], np.float32)
+    y_ref, gy, gx_ref, gw_ref = reference_case(1)
+    to, back = backend.asarray, backend.asnumpy
+    out = backend.xp.full(y_ref.shape, np.nan, np.float32)
+    assert convkit.conv_transpose2d(to(x), to(w), to(b), out=out, **kw) is out
+    assert_close(back(out), y_ref, np.float32)
+    assert_close(back(convkit.conv_transpose2d(to(x[0]), to(w), to(b), **kw)), y_ref[0], np.float32)
+    runs = [[back(a) for a in convkit.conv_transpose2d_backward(to(gy.astype(np.float32)), to(x), to(w), **kw)]
+            for _ in range(2)]
+    for first, second, want in zip(*runs, (gx_ref, gw_ref, gy.sum(axis=(0, 2, 3)))):
+        np.testing.assert_array_equal(first, second)
+        assert_close(first, want, np.float32)

@@ -51,12 +51,12 @@ def test_routed_to_depthwise_kernel():
     """groups == C_in > 1 with up to DEPTHWISE_MAX_MULTIPLIER outputs per channel takes the
     direct kernel; other grouped convs, C_in == 1 and larger multipliers stay on GEMM."""
     geometry = lambda x, w, g: _shapes.conv_geometry("t", x, w, 1, 1, 1, g, 2)
-    most = cpu_conv.DEPTHWISE_MAX_MULTIPLIER
-    assert cpu_conv._is_depthwise(geometry((1, 8, 5, 5), (16, 1, 3, 3), 8))
-    assert cpu_conv._is_depthwise(geometry((1, 2, 5, 5), (2 * most, 1, 3, 3), 2))
-    assert not cpu_conv._is_depthwise(geometry((1, 2, 5, 5), (2 * most + 2, 1, 3, 3), 2))
-    assert not cpu_conv._is_depthwise(geometry((1, 8, 5, 5), (8, 2, 3, 3), 4))
-    assert not cpu_conv._is_depthwise(geometry((1, 1, 5, 5), (4, 1, 3, 3), 1))
+    most = _shapes.DEPTHWISE_MAX_MULTIPLIER
+    assert _shapes.is_depthwise(geometry((1, 8, 5, 5), (16, 1, 3, 3), 8))
+    assert _shapes.is_depthwise(geometry((1, 2, 5, 5), (2 * most, 1, 3, 3), 2))
+    assert not _shapes.is_depthwise(geometry((1, 2, 5, 5), (2 * most + 2, 1, 3, 3), 2))
+    assert not _shapes.is_depthwise(geometry((1, 8, 5, 5), (8, 2, 3, 3), 4))
+    assert not _shapes.is_depthwise(geometry((1, 1, 5, 5), (4, 1, 3, 3), 1))
 
 
 @pytest.mark.parametrize("cfg", GRID, ids=IDS)
@@ -215,3 +215,30 @@ def test_torch_parity(rng, dtype, cfg):
     grads = convkit.conv2d_backward(gy, x, w, **kw)
     for mine, theirs in zip((y, *grads), (ty.detach(), tx.grad, tw.grad, tb.grad)):
         assert_close(mine, theirs.numpy(), dtype)
+
+
+def test_large_multiplier_takes_gemm_path(backend, rng):
+    """groups == C_in with more than DEPTHWISE_MAX_MULTIPLIER outputs per channel: the GEMM kernels."""
+    x, w, b, kw = make_case(rng, (1, 2, 6, 7, _shapes.DEPTHWISE_MAX_MULTIPLIER + 1, (3, 3), 1, 1, 1), np.float64)
+    gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape)
+    to, back = backend.asarray, backend.asnumpy
+    assert_close(back(convkit.conv2d(to(x), to(w), to(b), **kw)), ref.conv2d(x, w, b, **kw))
+    gx, gw, _ = convkit.conv2d_backward(to(gy), to(x), to(w), **kw)
+    assert_close(back(gx), ref.conv2d_backward_data(gy, w, x.shape, **kw))
+    assert_close(back(gw), ref.conv2d_backward_weight(gy, x, w.shape, **kw))
+
+
+@pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+def test_gpu_deterministic_float32(backend, rng):
+    """Two GPU runs bit-identical (backward-weight: a fixed per-thread stride, a fixed tree),
+    on planes of more positions than a block has threads."""
+    x, w, b, kw = make_case(rng, (3, 4, 23, 25, 2, (3, 3), 1, 1, 1), np.float32)
+    gy = rng.standard_normal((3, 8, 23, 25)).astype(np.float32)
+    to, back = backend.asarray, backend.asnumpy
+    runs = [[back(a) for a in (convkit.conv2d(to(x), to(w), to(b), **kw), *convkit.conv2d_backward(to(gy), to(x), to(w), **kw))]
+            for _ in range(2)]
+    exact = [ref.conv2d(x, w, b, **kw), ref.conv2d_backward_data(gy, w, x.shape, **kw),
+             ref.conv2d_backward_weight(gy, x, w.shape, **kw), gy.astype(np.float64).sum(axis=(0, 2, 3))]
+    for first, second, want in zip(*runs, exact):
+        np.testing.assert_array_equal(first, second)
+        assert_close(first, want, np.float32)

@@ -221,3 +221,43 @@ def test_torch_parity(dtype, x_shape):
     for mine, theirs in zip((y, *grads), (ty.detach(), tx.grad, tw.grad, tb.grad)):
         assert mine.shape == tuple(theirs.shape)
         assert_close(mine, theirs.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU backend only
+gpu_only = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@gpu_only
+def test_gpu_empty_sizes_and_out(backend, rng):
+    """The empty cases, `out=` and an `out` aliasing the input, on cupy arrays (1x1-conv kernels)."""
+    to, back, xp = backend.asarray, backend.asnumpy, backend.xp
+    w, b = to(rng.standard_normal((3, 4)).astype(np.float32)), np.arange(3, dtype=np.float32)
+    assert convkit.linear(xp.zeros((0, 4), np.float32), w, to(b)).shape == (0, 3)
+    gx, gw, gb = convkit.linear_backward(xp.zeros((0, 3), np.float32), xp.zeros((0, 4), np.float32), w)
+    assert gx.shape == (0, 4) and not back(gw).any() and not back(gb).any()
+    k0 = convkit.linear(xp.ones((2, 0), np.float32), xp.zeros((3, 0), np.float32), to(b))   # K = 0: the bias
+    np.testing.assert_array_equal(back(k0), [b, b])
+    x, w, b = make_case(rng, ((2, 3, 8), 5, True), np.float32)
+    out = xp.full((2, 3, 5), np.nan, np.float32)
+    assert convkit.linear(to(x), to(w), to(b), out=out) is out
+    assert_close(back(out), ref.linear(x, w, b), np.float32)
+    square = rng.standard_normal((8, 8)).astype(np.float32)
+    sq = to(square)
+    assert convkit.linear(sq, sq, out=sq) is sq
+    assert_close(back(sq), ref.linear(square, square), np.float32)
+
+
+@gpu_only
+def test_gpu_long_reduction_float32_deterministic(backend, rng):
+    """fc6's K = 9216 in float32 on the GPU kernels: accurate, and two runs bit-identical."""
+    x = rng.standard_normal((40, 9216), dtype=np.float32)
+    w = rng.standard_normal((24, 9216), dtype=np.float32) / np.float32(96)
+    gy = rng.standard_normal((40, 24), dtype=np.float32)
+    runs = [[backend.asnumpy(a) for a in (convkit.linear(backend.asarray(x), backend.asarray(w)),
+                                           *convkit.linear_backward(*map(backend.asarray, (gy, x, w))))]
+            for _ in range(2)]
+    for first, second in zip(*runs):
+        np.testing.assert_array_equal(first, second)
+    want = [ref.linear(x, w), *ref.linear_backward(gy, x, w)]
+    for got, expected in zip(runs[0], want):
+        assert_close(got, expected, np.float32)
