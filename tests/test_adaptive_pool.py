@@ -47,7 +47,7 @@ def test_max_matches_reference(backend, rng, shape, output_size, dtype):
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_array_equal(backend.asnumpy(convkit.adaptive_max_pool2d(backend.asarray(x), output_size)), want_y)
     gy = rng.standard_normal(y.shape).astype(dtype)
-    gx = convkit.adaptive_max_pool2d_backward(backend.asarray(gy), idx, x.shape)
+    gx = convkit.adaptive_max_pool2d_backward(backend.asarray(gy), backend.asarray(idx), x.shape)
     assert_close(backend.asnumpy(gx), ref.max_pool2d_backward(gy, idx, x.shape), dtype)
 
 
@@ -176,3 +176,40 @@ def test_torch_parity(dtype, seed):
     np.testing.assert_array_equal(y, tm.detach().numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
     assert_close(convkit.adaptive_max_pool2d_backward(gy, idx, x.shape), tx.grad.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU backend (real or emulated device)
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+@pytest.mark.parametrize("shape,output_size", [((2, 3, 40, 37), 1),         # global: a block per plane
+                                               ((1, 2, 50, 41), (2, 1)),    # large bins: a block per bin
+                                               ((2, 4, 13, 13), (6, 6))])   # a thread per bin
+def test_gpu_float32_against_cpu_and_reruns(backend, rng, shape, output_size):
+    """Sums in double on both backends (different orders: close, not bitwise); a large common
+    offset shows a float32 running sum would not do; max values and indices exact."""
+    x = (1000 + rng.standard_normal(shape)).astype(np.float32)
+    xd = backend.asarray(x)
+    y = backend.asnumpy(convkit.adaptive_avg_pool2d(xd, output_size))
+    assert_close(y, ref.adaptive_avg_pool2d(x, output_size), rtol=1e-6)
+    np.testing.assert_array_equal(backend.asnumpy(convkit.adaptive_avg_pool2d(xd, output_size)), y)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = backend.asnumpy(convkit.adaptive_avg_pool2d_backward(backend.asarray(gy), x.shape))
+    assert_close(gx, ref.adaptive_avg_pool2d_backward(gy, x.shape), np.float32)
+    m, idx = convkit.adaptive_max_pool2d(xd, output_size, return_indices=True)
+    want_m, want_idx = convkit.adaptive_max_pool2d(x, output_size, return_indices=True)
+    np.testing.assert_array_equal(backend.asnumpy(m), want_m)
+    np.testing.assert_array_equal(backend.asnumpy(idx), want_idx)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+def test_gpu_nan_1d_global_and_out(backend, rng):
+    x = np.array([[1, np.nan, 3], [4, 5, np.nan]], np.float32)[None, None]
+    y, idx = convkit.adaptive_max_pool2d(backend.asarray(x), (1, 1), return_indices=True)
+    assert np.isnan(backend.asnumpy(y)[0, 0, 0, 0]) and backend.asnumpy(idx)[0, 0, 0, 0] == 5
+    x1 = rng.standard_normal((2, 3, 11))
+    assert_close(backend.asnumpy(convkit.adaptive_avg_pool1d(backend.asarray(x1), 4)), ref.adaptive_avg_pool1d(x1, 4))
+    x2 = rng.standard_normal((5, 7, 7)).astype(np.float32)
+    out = backend.asarray(np.full((5, 1, 1), np.nan, np.float32))
+    assert convkit.global_max_pool2d(backend.asarray(x2), out=out) is out
+    np.testing.assert_array_equal(backend.asnumpy(out), x2.max(axis=(1, 2), keepdims=True))

@@ -7,11 +7,14 @@ Run: python -m pytest tests/test_avg_pool.py    Bench: python -m pytest bench/be
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
 from helpers import assert_close
+
+# the hypothesis tests run on the CPU (best ISA) and the GPU backend
+CPU_AND_GPU = pytest.mark.parametrize("backend", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
 
 # (N, C, H, W, kernel, stride, padding, ceil_mode)
 GRID = [
@@ -116,9 +119,10 @@ def test_nan_and_inf_propagate():
     assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 1, 1] == np.inf and np.isfinite(y[0, 0, 0, 1])
 
 
-@settings(max_examples=40, deadline=None)
+@CPU_AND_GPU
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_hypothesis_configs(data):
+def test_hypothesis_configs(backend, data):
     d = data.draw
     k = (d(st.integers(1, 5)), d(st.integers(1, 5)))
     s = (d(st.integers(1, 4)), d(st.integers(1, 4)))
@@ -128,10 +132,11 @@ def test_hypothesis_configs(data):
               divisor_override=d(st.sampled_from([None, 1, 7])))
     rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal((d(st.integers(1, 2)), d(st.integers(1, 3)), h, w))
-    y = convkit.avg_pool2d(x, **kw)
+    y = backend.asnumpy(convkit.avg_pool2d(backend.asarray(x), **kw))
     assert_close(y, ref.avg_pool2d(x, **kw))
     gy = rng.standard_normal(y.shape)
-    assert_close(convkit.avg_pool2d_backward(gy, x.shape, **kw), ref.avg_pool2d_backward(gy, x.shape, **kw))
+    assert_close(backend.asnumpy(convkit.avg_pool2d_backward(backend.asarray(gy), x.shape, **kw)),
+                 ref.avg_pool2d_backward(gy, x.shape, **kw))
 
 
 # ------------------------------------------------------------------ bad input (SPEC section 6)
@@ -192,3 +197,33 @@ def test_torch_parity(dtype, seed):
     kw1 = dict(kernel_size=k[1], stride=kw["stride"][1], padding=kw["padding"][1], ceil_mode=kw["ceil_mode"],
                count_include_pad=kw["count_include_pad"])
     assert_close(convkit.avg_pool1d(x[0], **kw1), F.avg_pool1d(torch.from_numpy(x[0]), **kw1).numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU backend (real or emulated device)
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+@pytest.mark.parametrize("options", OPTIONS, ids=OPTION_IDS)
+def test_gpu_bit_identical_to_cpu_and_reruns(backend, rng, options):
+    """Window sums in the CPU's order: the GPU gives the CPU backend's float32 results bit for
+    bit, forward and backward, and the same bits on every run."""
+    for cfg in GRID:
+        x, kw = make_case(rng, cfg, np.float32, options)
+        gy = rng.standard_normal(convkit.avg_pool2d(x, **kw).shape).astype(np.float32)
+        xd, gyd = backend.asarray(x), backend.asarray(gy)
+        for _ in range(2):
+            np.testing.assert_array_equal(backend.asnumpy(convkit.avg_pool2d(xd, **kw)), convkit.avg_pool2d(x, **kw))
+            np.testing.assert_array_equal(backend.asnumpy(convkit.avg_pool2d_backward(gyd, x.shape, **kw)),
+                                          convkit.avg_pool2d_backward(gy, x.shape, **kw))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+def test_gpu_1d_unbatched_and_out(backend, rng):
+    x = rng.standard_normal((3, 17))
+    kw = dict(kernel_size=4, stride=3, padding=2, ceil_mode=True, count_include_pad=False)
+    out = backend.asarray(np.full((3, 7), np.nan))
+    assert convkit.avg_pool1d(backend.asarray(x), out=out, **kw) is out
+    assert_close(backend.asnumpy(out), ref.avg_pool1d(x[None], **kw)[0])
+    gy = rng.standard_normal((3, 7))
+    assert_close(backend.asnumpy(convkit.avg_pool1d_backward(backend.asarray(gy), x.shape, **kw)),
+                 ref.avg_pool1d_backward(gy[None], (1,) + x.shape, **kw)[0])

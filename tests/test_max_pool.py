@@ -6,11 +6,14 @@ Run: python -m pytest tests/test_max_pool.py    Bench: python -m pytest bench/be
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
 from helpers import assert_close, hostile_layouts
+
+# the hypothesis tests run on the CPU (best ISA) and the GPU backend
+CPU_AND_GPU = pytest.mark.parametrize("backend", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
 
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
 GRID = [
@@ -54,7 +57,7 @@ def test_backward_matches_reference(backend, rng, cfg, dtype):
     gy = rng.standard_normal(idx.shape).astype(dtype)
     gx = backend.asnumpy(convkit.max_pool2d_backward(backend.asarray(gy), idx, x.shape))
     assert gx.dtype == dtype
-    assert_close(gx, ref.max_pool2d_backward(gy, idx, x.shape), dtype)
+    assert_close(gx, ref.max_pool2d_backward(gy, backend.asnumpy(idx), x.shape), dtype)
 
 
 def test_spec_example(backend):
@@ -63,8 +66,8 @@ def test_spec_example(backend):
     y, idx = convkit.max_pool2d(backend.asarray(x), 2, return_indices=True)
     np.testing.assert_array_equal(backend.asnumpy(y)[0, 0], [[5, 6], [7, 8]])
     np.testing.assert_array_equal(backend.asnumpy(idx)[0, 0], [[5, 2], [12, 15]])
-    gx = convkit.max_pool2d_backward(np.array([[[[1, 2], [3, 4]]]], np.float32), idx, x.shape)
-    np.testing.assert_array_equal(gx[0, 0], [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]])
+    gx = convkit.max_pool2d_backward(backend.asarray(np.array([[[[1, 2], [3, 4]]]], np.float32)), idx, x.shape)
+    np.testing.assert_array_equal(backend.asnumpy(gx)[0, 0], [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]])
 
 
 @pytest.mark.parametrize("size,k,s,p,d,ceil,expected", [
@@ -213,9 +216,10 @@ def test_deterministic_across_thread_counts(rng, threads):
         np.testing.assert_array_equal(a, b)
 
 
-@settings(max_examples=40, deadline=None)
+@CPU_AND_GPU
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_hypothesis_configs(data):
+def test_hypothesis_configs(backend, data):
     d = data.draw
     k = (d(st.integers(1, 4)), d(st.integers(1, 4)))
     s = (d(st.integers(1, 4)), d(st.integers(1, 4)))
@@ -227,13 +231,14 @@ def test_hypothesis_configs(data):
     rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
     x = rng.integers(-3, 4, (d(st.integers(1, 2)), d(st.integers(1, 3)), h, w)).astype(np.float64)  # ties
     kw = dict(kernel_size=k, stride=s, padding=p, dilation=dil, ceil_mode=ceil)
-    y, idx = convkit.max_pool2d(x, return_indices=True, **kw)
+    y, idx = (backend.asnumpy(a) for a in convkit.max_pool2d(backend.asarray(x), return_indices=True, **kw))
     want_y, want_idx = ref.max_pool2d(x, return_indices=True, **kw)
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(idx, want_idx)
     if np.all((idx >= 0) & (idx < h * w)):
         gy = rng.standard_normal(y.shape)
-        assert_close(convkit.max_pool2d_backward(gy, idx, x.shape), ref.max_pool2d_backward(gy, idx, x.shape))
+        gx = convkit.max_pool2d_backward(backend.asarray(gy), backend.asarray(idx), x.shape)
+        assert_close(backend.asnumpy(gx), ref.max_pool2d_backward(gy, idx, x.shape))
 
 
 # ------------------------------------------------------------------ bad input (SPEC section 6)
@@ -324,3 +329,115 @@ def test_torch_parity(dtype, seed):
                                 return_indices=True)
     np.testing.assert_array_equal(y1, t1[0].numpy())
     np.testing.assert_array_equal(i1, t1[1].numpy())
+
+
+# ------------------------------------------------------------------ GPU backend (real or emulated device)
+GPU_ONLY = pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+
+
+def device_layouts(backend, a):
+    """a on the device in layouts a RawKernel cannot read as they are (the glue copies them)."""
+    d = backend.asarray(a)
+    wide = backend.xp.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    wide[..., ::2] = d
+    return dict(fortran=d.T.copy().T, strided=wide[..., ::2], negative=d[..., ::-1].copy()[..., ::-1])
+
+
+def all_pool_ops(x, gy, ga):
+    """Every pooling op, forward and backward, on one backend's arrays (gy: grad of 3/2 pad 1)."""
+    y, idx = convkit.max_pool2d(x, 3, 2, 1, return_indices=True)
+    am, aidx = convkit.adaptive_max_pool2d(x, ga.shape[-2:], True)
+    return dict(max=y, idx=idx, max_bwd=convkit.max_pool2d_backward(gy, idx, x.shape),
+                avg=convkit.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+                avg_bwd=convkit.avg_pool2d_backward(gy, x.shape, 3, 2, 1),
+                adaptive_avg=convkit.adaptive_avg_pool2d(x, ga.shape[-2:]),
+                adaptive_avg_bwd=convkit.adaptive_avg_pool2d_backward(ga, x.shape),
+                adaptive_max=am, adaptive_idx=aidx, adaptive_max_bwd=convkit.adaptive_max_pool2d_backward(ga, aidx, x.shape),
+                global_avg=convkit.global_avg_pool2d(x), global_max=convkit.global_max_pool2d(x))
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+def test_gpu_matches_cpu_backend_float32(backend, rng):
+    """A ResNet-stem-like float32 case, every pooling op, against the CPU backend: maxima,
+    indices and the max / avg-pool window sums (same order of additions) bit for bit."""
+    x = rng.standard_normal((2, 8, 45, 38)).astype(np.float32)
+    gy = rng.standard_normal((2, 8, 23, 19)).astype(np.float32)
+    ga = rng.standard_normal((2, 8, 7, 6)).astype(np.float32)
+    cpu = all_pool_ops(x, gy, ga)
+    gpu = all_pool_ops(*(backend.asarray(a) for a in (x, gy, ga)))
+    for name, want in cpu.items():
+        got = backend.asnumpy(gpu[name])
+        assert got.dtype == want.dtype, name
+        if name.startswith(("adaptive_avg", "global_avg")):
+            assert_close(got, want, np.float32)
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+def test_gpu_reruns_bit_identical(backend, rng):
+    x = backend.asarray(rng.standard_normal((3, 4, 17, 15)))
+    gy = backend.asarray(rng.standard_normal((3, 4, 9, 8)))
+    ga = backend.asarray(rng.standard_normal((3, 4, 5, 4)))
+    first, again = all_pool_ops(x, gy, ga), all_pool_ops(x, gy, ga)
+    for name in first:
+        np.testing.assert_array_equal(backend.asnumpy(first[name]), backend.asnumpy(again[name]), err_msg=name)
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+@pytest.mark.parametrize("kind", ["random", "wide_window"])
+@pytest.mark.parametrize("path", ["gather", "planewise"])
+def test_gpu_max_backward_any_indices(backend, rng, monkeypatch, kind, path):
+    """max_pool2d_backward gets no window geometry: its gather bounds the candidates from the
+    indices themselves, or (indices straying far) a thread per plane adds the outputs in order.
+    Both paths, forced on the same data, give the CPU's result bit for bit (duplicates too)."""
+    from convkit.gpu import _gather
+    monkeypatch.setattr(_gather, "MAX_CANDIDATES", 10**9 if path == "gather" else 0)
+    x_shape = (2, 3, 11, 9)
+    if kind == "random":
+        idx = rng.integers(0, 99, (2, 3, 12, 12))
+    else:   # 7x7 windows, stride 1: each input is picked by many outputs
+        _, idx = convkit.max_pool2d(np.round(rng.standard_normal(x_shape)), 7, 1, 3, return_indices=True)
+    gy = rng.standard_normal(idx.shape)
+    gx = convkit.max_pool2d_backward(backend.asarray(gy), backend.asarray(idx), x_shape)
+    np.testing.assert_array_equal(backend.asnumpy(gx), convkit.max_pool2d_backward(gy, idx, x_shape))
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+@pytest.mark.parametrize("layout", ["fortran", "strided", "negative"])
+def test_gpu_layouts_out_and_inputs_not_mutated(backend, rng, layout):
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    y, idx = ref.max_pool2d(x, 3, 2, 1, return_indices=True)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    xd, gyd, idxd = (device_layouts(backend, a)[layout] for a in (x, gy, idx))
+    before = [backend.asnumpy(a).copy() for a in (xd, gyd, idxd)]
+    out = backend.asarray(np.full(y.shape, np.nan, np.float32))
+    got, got_idx = convkit.max_pool2d(xd, 3, 2, 1, return_indices=True, out=out)
+    assert got is out
+    np.testing.assert_array_equal(backend.asnumpy(out), y)
+    np.testing.assert_array_equal(backend.asnumpy(got_idx), idx)
+    assert_close(backend.asnumpy(convkit.max_pool2d_backward(gyd, idxd, x.shape)),
+                 ref.max_pool2d_backward(gy, idx, x.shape), np.float32)
+    assert_close(backend.asnumpy(convkit.avg_pool2d(xd, 3, 2, 1)), ref.avg_pool2d(x, 3, 2, 1), np.float32)
+    assert_close(backend.asnumpy(convkit.adaptive_avg_pool2d(xd, (4, 3))), ref.adaptive_avg_pool2d(x, (4, 3)), np.float32)
+    for a, a0 in zip((xd, gyd, idxd), before):
+        np.testing.assert_array_equal(backend.asnumpy(a), a0)
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+def test_gpu_bad_input_same_errors(backend):
+    """Validation is shared: the same bad input raises the same error on the device."""
+    gy, idx = backend.asarray(GY), backend.asarray(IDX)
+    with pytest.raises(ValueError, match=r"max_pool2d_backward: indices must be flat offsets in \[0, 64\) .* got 64"):
+        convkit.max_pool2d_backward(gy, idx + 64, X.shape)
+    with pytest.raises(TypeError, match=r"max_pool2d_backward: grad_out is a numpy array but indices is a cupy array"):
+        convkit.max_pool2d_backward(GY, idx, X.shape)
+    with pytest.raises(ValueError, match=r"max_pool2d: out must have dtype float32"):
+        convkit.max_pool2d(backend.asarray(X), 2, out=backend.asarray(np.empty((2, 3, 4, 4))))
+    with pytest.raises(ValueError, match=r"max_pool2d: padding=2 should be at most half of kernel_size=3"):
+        convkit.max_pool2d(backend.asarray(X), 3, padding=2)

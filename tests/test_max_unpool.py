@@ -4,11 +4,14 @@ Run: python -m pytest tests/test_max_unpool.py    Bench: python -m pytest bench/
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
 from helpers import LAYOUTS, assert_close, hostile_layouts
+
+# the hypothesis tests run on the CPU (best ISA) and the GPU backend
+CPU_AND_GPU = pytest.mark.parametrize("backend", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
 
 
 def pool_indices(rng, n, c, in_size, kernel, stride, padding, out_size):
@@ -129,9 +132,10 @@ def test_finite_differences(rng):
         assert abs(numeric - gx.flat[i]) <= 1e-8 * max(1.0, abs(numeric))
 
 
-@settings(max_examples=40, deadline=None)
+@CPU_AND_GPU
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_hypothesis_configs(data):
+def test_hypothesis_configs(backend, data):
     d = data.draw
     k = (d(st.integers(1, 3)), d(st.integers(1, 3)))
     s = (d(st.integers(1, 3)), d(st.integers(1, 3)))
@@ -146,10 +150,11 @@ def test_hypothesis_configs(data):
     x = rng.standard_normal((n, c, h, w))
     idx = pool_indices(rng, n, c, (h, w), k, s, p, out_size)
     kw = dict(kernel_size=k, stride=s, padding=p, output_size=out_size)
-    y = convkit.max_unpool2d(x, idx, **kw)
+    y = backend.asnumpy(convkit.max_unpool2d(backend.asarray(x), backend.asarray(idx), **kw))
     np.testing.assert_array_equal(y, ref.max_unpool2d(x, idx, **kw))
     gy = rng.standard_normal(y.shape)
-    np.testing.assert_array_equal(convkit.max_unpool2d_backward(gy, idx), ref.max_unpool2d_backward(gy, idx))
+    gx = convkit.max_unpool2d_backward(backend.asarray(gy), backend.asarray(idx))
+    np.testing.assert_array_equal(backend.asnumpy(gx), ref.max_unpool2d_backward(gy, idx))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -313,3 +318,61 @@ def test_torch_parity_1d():
     np.testing.assert_array_equal(convkit.max_unpool1d(pooled.numpy(), tidx.numpy(), 2, output_size=[11]),
                                   ty.detach().numpy())
     np.testing.assert_array_equal(convkit.max_unpool1d_backward(gy, tidx.numpy()), tx.grad.numpy())
+
+
+# ------------------------------------------------------------------ GPU backend (real or emulated device)
+GPU_ONLY = pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+@pytest.mark.parametrize("path", ["gather", "planewise"])
+def test_gpu_matches_cpu_backend(backend, rng, monkeypatch, path):
+    """float32, overlapping windows (duplicate indices: the last wins), strided and reversed
+    device inputs: bit for bit the CPU backend, on both kernels and on every run."""
+    from convkit.gpu import _gather
+    monkeypatch.setattr(_gather, "MAX_CANDIDATES", 10**9 if path == "gather" else 0)
+    x, idx, kw, _ = make_case(rng, (2, 6, 15, 14, 3, 2, 1, None), np.float32)
+    want = convkit.max_unpool2d(x, idx, **kw)
+    gy = rng.standard_normal(want.shape).astype(np.float32)
+    wide = backend.xp.zeros((2, 6, 15, 28), np.float32)
+    wide[..., ::2] = backend.asarray(x)
+    xd, idxd = wide[..., ::2], backend.asarray(idx[..., ::-1].copy())[..., ::-1]
+    for _ in range(2):
+        np.testing.assert_array_equal(backend.asnumpy(convkit.max_unpool2d(xd, idxd, **kw)), want)
+        np.testing.assert_array_equal(backend.asnumpy(convkit.max_unpool2d_backward(backend.asarray(gy), idxd)),
+                                      convkit.max_unpool2d_backward(gy, idx))
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+def test_gpu_1d_unbatched_and_out(backend, rng):
+    x = rng.standard_normal((3, 6))
+    idx = pool_indices(rng, 1, 3, (1, 6), (1, 3), (1, 2), (1, 1), (1, 12))[0, :, 0]
+    out = backend.asarray(np.full((3, 12), np.nan))
+    assert convkit.max_unpool1d(backend.asarray(x), backend.asarray(idx), 3, 2, 1, output_size=(12,), out=out) is out
+    np.testing.assert_array_equal(backend.asnumpy(out), ref.max_unpool1d(x[None], idx[None], 3, 2, 1, output_size=[12])[0])
+    gy = rng.standard_normal((3, 12))
+    np.testing.assert_array_equal(backend.asnumpy(convkit.max_unpool1d_backward(backend.asarray(gy), backend.asarray(idx))),
+                                  ref.max_unpool1d_backward(gy[None], idx[None])[0])
+
+
+@pytest.mark.gpu
+@GPU_ONLY
+@pytest.mark.parametrize("bad", [OOR, NEG, HUGE], ids=["64", "-1", "2**32+3"])
+def test_gpu_bad_index_same_errors_out_untouched(backend, bad):
+    """The device checks the indices (index_reach / the backward's flag) and the ops layer raises
+    the CPU's error; a caller's `out` is left as it was."""
+    where = tuple(int(v) for v in np.argwhere((bad < 0) | (bad >= 64))[0])
+    message = rf"indices must be flat offsets into each 8x8 output plane, in \[0, 64\), got {bad[where]} at position"
+    xd, bd = backend.asarray(X), backend.asarray(bad)
+    with pytest.raises(ValueError, match="max_unpool2d: " + message):
+        convkit.max_unpool2d(xd, bd, 2)
+    out = backend.asarray(np.full(GY.shape, 7, np.float32))
+    with pytest.raises(ValueError, match="max_unpool2d: " + message):
+        convkit.max_unpool2d(xd, bd, 2, out=out)
+    assert (backend.asnumpy(out) == 7).all()
+    with pytest.raises(ValueError, match="max_unpool2d_backward: " + message):
+        convkit.max_unpool2d_backward(backend.asarray(GY), bd)
+    with pytest.raises(TypeError, match="max_unpool2d: x is a cupy array but indices is a numpy array"):
+        convkit.max_unpool2d(xd, bad, 2)

@@ -5,11 +5,14 @@ Run: python -m pytest tests/test_upsample.py    Bench: python -m pytest bench/be
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit
 from convkit import reference as ref
 from helpers import LAYOUTS, assert_close, hostile_layouts
+
+# the hypothesis tests run on the CPU (best ISA) and the GPU backend
+CPU_AND_GPU = pytest.mark.parametrize("backend", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
 
 # (N, C, H, W, keyword arguments)
 GRID = [
@@ -110,9 +113,10 @@ def test_finite_differences(rng, mode, align):
         assert abs(numeric - gx.flat[i]) <= 1e-7 * max(1.0, abs(numeric))
 
 
-@settings(max_examples=50, deadline=None)
+@CPU_AND_GPU
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_hypothesis_configs(data):
+def test_hypothesis_configs(backend, data):
     d = data.draw
     mode = d(st.sampled_from(["nearest", "bed_of_nails", "bilinear"]))
     align = d(st.sampled_from([None, False, True])) if mode == "bilinear" else None
@@ -128,10 +132,11 @@ def test_hypothesis_configs(data):
     kw.update(mode=mode, align_corners=align)
     rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal((d(st.integers(1, 2)), d(st.integers(1, 3)), h, w))
-    y = convkit.upsample2d(x, **kw)
+    y = backend.asnumpy(convkit.upsample2d(backend.asarray(x), **kw))
     assert_close(y, ref.upsample2d(x, **kw))
     gy = rng.standard_normal(y.shape)
-    assert_close(convkit.upsample2d_backward(gy, x.shape, **kw), ref.upsample2d_backward(gy, x.shape, **kw))
+    assert_close(backend.asnumpy(convkit.upsample2d_backward(backend.asarray(gy), x.shape, **kw)),
+                 ref.upsample2d_backward(gy, x.shape, **kw))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -290,3 +295,46 @@ def test_torch_parity(dtype, mode, align, kw):
         np.testing.assert_array_equal(y, ty.detach().numpy())    # same source pixels exactly
     assert_close(y, ty.detach().numpy(), dtype)
     assert_close(gx, tx.grad.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU backend (real or emulated device)
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+@pytest.mark.parametrize("mode,align,kw", [("nearest", None, dict(scale_factor=2)), ("nearest", None, dict(size=(23, 50))),
+                                           ("bed_of_nails", None, dict(scale_factor=(2, 3))),
+                                           ("bilinear", False, dict(scale_factor=2)), ("bilinear", True, dict(size=(23, 50)))])
+def test_gpu_matches_cpu_backend_and_reruns(backend, rng, mode, align, kw):
+    """float32 on a larger map against the CPU backend (copies exact, sums to float32 accuracy),
+    from a strided device input, into a caller's `out`; every rerun gives the same bits."""
+    x = rng.standard_normal((2, 8, 12, 19)).astype(np.float32)
+    kw = dict(kw, mode=mode, align_corners=align)
+    want = convkit.upsample2d(x, **kw)
+    gy = rng.standard_normal(want.shape).astype(np.float32)
+    want_gx = convkit.upsample2d_backward(gy, x.shape, **kw)
+    wide = backend.xp.zeros((2, 8, 12, 38), np.float32)
+    wide[..., ::2] = backend.asarray(x)
+    out = backend.asarray(np.full(want.shape, np.nan, np.float32))
+    assert convkit.upsample2d(wide[..., ::2], out=out, **kw) is out
+    runs = [(backend.asnumpy(out), backend.asnumpy(convkit.upsample2d_backward(backend.asarray(gy), x.shape, **kw)))
+            for _ in range(2)]
+    y, gx = runs[0]
+    if mode == "bilinear":
+        assert_close(y, want, np.float32)
+    else:
+        np.testing.assert_array_equal(y, want)
+    assert_close(gx, want_gx, np.float32)
+    np.testing.assert_array_equal(runs[1][1], gx)
+    np.testing.assert_array_equal(backend.asnumpy(convkit.upsample2d(wide[..., ::2], **kw)), y)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)
+def test_gpu_unbatched_and_errors(backend, rng):
+    x = rng.standard_normal((3, 4, 5))
+    y = convkit.upsample2d(backend.asarray(x), size=(8, 10), mode="bilinear", align_corners=True)
+    assert y.shape == (3, 8, 10)
+    assert_close(backend.asnumpy(y), ref.upsample2d(x[None], size=(8, 10), mode="bilinear", align_corners=True)[0])
+    with pytest.raises(ValueError, match=r"upsample2d: out must have shape \(2, 3, 8, 8\)"):
+        convkit.upsample2d(backend.asarray(X), 2, out=backend.asarray(np.empty((2, 3, 8, 7), np.float32)))
+    with pytest.raises(ValueError, match=r"upsample2d_backward: grad_out must have shape \(2, 3, 8, 8\)"):
+        convkit.upsample2d_backward(backend.asarray(GY[:, :, :7]), X.shape, 2)
