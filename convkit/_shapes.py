@@ -210,7 +210,8 @@ def check_out(fn: str, out, shape: tuple, like):
         raise ValueError(f"{fn}: out must have dtype {native_dtype(like)}, got {out.dtype}")
     if tuple(out.shape) != tuple(shape):
         raise ValueError(f"{fn}: out must have shape {tuple(shape)}, got {tuple(out.shape)}")
-    if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+    # CuPy's flags have only c/f_contiguous and owndata (device arrays are writeable, aligned)
+    if not (out.flags.c_contiguous and getattr(out.flags, "writeable", True) and getattr(out.flags, "aligned", True)):
         raise ValueError(f"{fn}: out must be a writeable, aligned, C-contiguous array")
 
 
@@ -672,7 +673,7 @@ def norm_geometry(fn: str, x, min_ndim: int) -> NormGeometry:
 def check_writeable(fn: str, **arrays):
     """Arrays updated in place (running statistics): writeable."""
     for name, a in arrays.items():
-        if a is not None and not a.flags.writeable:
+        if a is not None and not getattr(a.flags, "writeable", True):   # CuPy flags: always writeable
             raise ValueError(f"{fn}: {name} must be writeable (it is updated in place), got a read-only array")
 
 

@@ -1,11 +1,19 @@
 """Shared fixtures: the `backend` fixture runs one test body on every available backend.
 
+The `gpu` case runs on real CuPy when it imports and sees a device; otherwise on the CUDA
+emulator (tests/cuda_emulator/: a fake `cupy` that compiles the .cu sources with g++ and runs
+them on the host, see docs/gpu-testing.md) when a C++ compiler is found and the environment
+variable CONVKIT_CUDA_EMULATOR is not "0"; otherwise it skips. The header line of the pytest
+run says which.
+
 Tests must exercise the BUILT package (site-packages or an editable install), never the
 bare source folder, which has no compiled kernels. `python -m pytest` puts the current
 directory first on sys.path, so the checkout's root is dropped from sys.path here,
 before anything imports convkit.
 """
+import importlib.util
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -23,20 +31,49 @@ except ImportError as exc:  # pragma: no cover - a set-up error, reported once
         f"(see README.md)") from None
 
 
-def _cupy_or_none():
-    try:
-        import cupy
-        cupy.cuda.runtime.getDeviceCount()
-        return cupy
-    except Exception:  # no CuPy, or no driver/device
-        return None
+_EMULATOR_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda_emulator")
+
+
+def _select_gpu():
+    """(cupy module or None, emulated?, one line saying which) for the `gpu` backend.
+
+    Real CuPy is tried first without the emulator on sys.path; if it imports but sees no
+    device, its modules are dropped from sys.modules before the fake is imported."""
+    if importlib.util.find_spec("cupy") is not None:
+        try:
+            import cupy
+            if cupy.cuda.runtime.getDeviceCount() > 0:
+                name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+                name = name.decode() if isinstance(name, bytes) else name
+                return cupy, False, f"gpu backend: CuPy {cupy.__version__} on {name}"
+        except Exception:  # no driver or no device
+            pass
+        for mod in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupy_backends", "cupyx")]:
+            del sys.modules[mod]
+    if os.environ.get("CONVKIT_CUDA_EMULATOR", "1") == "0":
+        return None, False, "gpu backend: skipped (no CuPy device; CONVKIT_CUDA_EMULATOR=0)"
+    cxx = shutil.which(os.environ.get("CXX", "g++"))
+    if cxx is None:
+        return None, False, "gpu backend: skipped (no CuPy device and no C++ compiler for the emulator)"
+    sys.path.insert(0, _EMULATOR_DIR)
+    import cupy
+    assert getattr(cupy, "__emulated__", False), cupy.__file__
+    return cupy, True, f"gpu backend: CUDA emulator (tests/cuda_emulator, {cxx}; no CuPy device)"
+
+
+GPU_CUPY, GPU_EMULATED, GPU_HEADER = _select_gpu()
+
+
+def pytest_report_header(config):
+    return GPU_HEADER
 
 
 class Backend:
-    """Moves test data to a backend and back; `name` is 'cpu' or 'gpu'."""
+    """Moves test data to a backend and back; `name` is 'cpu' or 'gpu'; `emulated` is True
+    when 'gpu' runs on the CUDA emulator."""
 
-    def __init__(self, name, xp):
-        self.name, self.xp = name, xp
+    def __init__(self, name, xp, emulated=False):
+        self.name, self.xp, self.emulated = name, xp, emulated
 
     def asarray(self, a):
         return a if self.xp is np else self.xp.asarray(a)
@@ -63,10 +100,23 @@ def backend(request):
         yield Backend(request.param, np)
         _cpu.set_isa(before)
         return
-    cp = _cupy_or_none()
-    if cp is None:
-        pytest.skip("gpu backend: CuPy or a CUDA device is not available")
-    pytest.skip("gpu backend: the CUDA kernels are not part of this build yet")
+    if GPU_CUPY is None:
+        pytest.skip(GPU_HEADER)
+    yield Backend("gpu", GPU_CUPY, emulated=GPU_EMULATED)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A gpu case of an op family whose convkit/gpu/<family>.py does not exist yet skips
+    (until every kernel branch is merged) instead of failing."""
+    try:
+        return (yield)
+    except ModuleNotFoundError as exc:
+        callspec = getattr(item, "callspec", None)
+        if (callspec is not None and callspec.params.get("backend") == "gpu"
+                and (exc.name or "").startswith("convkit.gpu.")):
+            pytest.skip(f"no GPU kernels for {exc.name.rsplit('.', 1)[-1]} yet")
+        raise
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ class Launcher:
 
     def __call__(self, grid, block, args, shared_mem: int = 0):
         for a in args:
-            if isinstance(a, (bool, int, float)):
+            if isinstance(a, (bool, int, float)) and not isinstance(a, np.generic):  # np.float64 is a float
                 raise TypeError(f"{self.name}: pass NumPy scalars of the parameter's exact type, "
                                 f"not Python {type(a).__name__} {a!r}")
         grid = grid if isinstance(grid, tuple) else (grid,)
