@@ -437,6 +437,19 @@ def test_gpu_strided_inputs_and_out(backend, rng):
 
 
 @GPU_ONLY
+def test_gpu_fold_batch_norm(backend, rng):
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    cb, rm, bw, bb = (rng.standard_normal(4).astype(np.float32) for _ in range(4))
+    rv = (rng.random(4) + 0.5).astype(np.float32)
+    for conv_bias, bn_w, bn_b in ((cb, bw, bb), (None, None, None)):
+        args = (w, conv_bias, rm, rv, bn_w, bn_b)
+        got = convkit.fold_batch_norm(*(None if a is None else backend.asarray(a) for a in args), eps=1e-3)
+        for g, want in zip(got, ref.fold_batch_norm(*args, eps=1e-3)):
+            assert g.dtype == np.float32 and g.shape == want.shape
+            assert_close(backend.asnumpy(g), want, np.float32)
+
+
+@GPU_ONLY
 def test_gpu_mixed_with_numpy_is_rejected(backend):
     x = backend.asarray(X)
     with pytest.raises(TypeError, match="batch_norm: x is a cupy array but running_mean is a numpy array"):

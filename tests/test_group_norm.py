@@ -367,8 +367,9 @@ def test_gpu_layer_norm_rows_and_columns(backend, rng):
     for shape in ((300, 7), (1, 2, 3000)):
         x, gy = _x(rng, shape, np.float64), rng.standard_normal(shape)
         w, b = _params(rng, shape[-1], np.float64, True)
-        got = convkit.layer_norm(*_on(backend, x), shape[-1], *_on(backend, w, b))
-        assert_close(backend.asnumpy(got), ref.layer_norm(x, shape[-1], w, b))
+        out = backend.asarray(np.full(shape, np.nan))
+        assert convkit.layer_norm(*_on(backend, x), shape[-1], *_on(backend, w, b), out=out) is out
+        assert_close(backend.asnumpy(out), ref.layer_norm(x, shape[-1], w, b))
         _check_grads(convkit.layer_norm_backward(*_on(backend, gy, x), shape[-1], *_on(backend, w)),
                      ref.layer_norm_backward(gy, x, shape[-1], w), np.float64, backend)
 
