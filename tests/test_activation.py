@@ -98,10 +98,11 @@ def test_dropout_matches_reference(backend, rng, shape, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     y, mask = convkit.dropout(backend.asarray(x), 0.3, rng=np.random.default_rng(5), return_mask=True)
     assert mask.dtype == bool and mask.shape == shape and y.dtype == dtype
-    assert_close(backend.asnumpy(y), ref.dropout(x, mask, 0.3), dtype)
+    host_mask = backend.asnumpy(mask)                     # the mask lives with x (on the device for cupy)
+    assert_close(backend.asnumpy(y), ref.dropout(x, host_mask, 0.3), dtype)
     gy = rng.standard_normal(shape).astype(dtype)
     gx = backend.asnumpy(convkit.dropout_backward(backend.asarray(gy), mask, 0.3))
-    assert_close(gx, ref.dropout_backward(gy, mask, 0.3), dtype)
+    assert_close(gx, ref.dropout_backward(gy, host_mask, 0.3), dtype)
 
 
 def test_dropout_mask_statistics_and_scaling():
@@ -298,3 +299,46 @@ BAD = [
 def test_bad_input(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+# ------------------------------------------------------------------ GPU only (gpu/dense.cu; emulated without a GPU)
+GPU_ONLY = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@GPU_ONLY
+def test_gpu_relu_strided_input_and_out(backend, rng):
+    x = _values(rng, (6, 18), np.float32)
+    wide = backend.asarray(x)
+    view = wide[:, ::2]                                   # a strided device view
+    host = backend.asnumpy(view)
+    out = backend.asarray(np.full(host.shape, np.nan, np.float32))
+    assert convkit.relu(view, out=out) is out
+    np.testing.assert_array_equal(backend.asnumpy(out), ref.relu(host))
+    np.testing.assert_array_equal(backend.asnumpy(convkit.relu_backward(view, view)), ref.relu_backward(host, host))
+    np.testing.assert_array_equal(backend.asnumpy(wide), x)
+
+
+@GPU_ONLY
+def test_gpu_dropout_drops_what_the_cpu_drops(backend, rng):
+    """The mask comes from the caller's numpy Generator on both backends: same seed, same result."""
+    x = rng.standard_normal((7, 300)).astype(np.float32)
+    y_gpu, mask = convkit.dropout(backend.asarray(x), 0.4, rng=np.random.default_rng(11), return_mask=True)
+    y_cpu, cpu_mask = convkit.dropout(x, 0.4, rng=np.random.default_rng(11), return_mask=True)
+    np.testing.assert_array_equal(backend.asnumpy(mask), cpu_mask)
+    np.testing.assert_array_equal(backend.asnumpy(y_gpu), y_cpu)
+    d_u8 = backend.asarray(cpu_mask.astype(np.uint8)[:, ::-1].copy())[:, ::-1]   # uint8, negative strides
+    np.testing.assert_array_equal(backend.asnumpy(convkit.dropout_backward(backend.asarray(x), d_u8, 0.4)), y_cpu)
+    y, mask = convkit.dropout(backend.asarray(x), 1.0, return_mask=True)
+    assert not backend.asnumpy(y).any() and not backend.asnumpy(mask).any()
+    with pytest.raises(TypeError, match="dropout_backward: grad_out is a cupy array but mask is a numpy array"):
+        convkit.dropout_backward(backend.asarray(x), cpu_mask, 0.4)
+
+
+@GPU_ONLY
+def test_gpu_flatten(backend, rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    d = backend.asarray(x)
+    np.testing.assert_array_equal(backend.asnumpy(convkit.flatten(d)), x.reshape(2, 60))
+    np.testing.assert_array_equal(backend.asnumpy(convkit.flatten(d[:, :, ::2], 0, 2)), x[:, :, ::2].reshape(12, 5))
+    g = convkit.flatten_backward(backend.asarray(x.reshape(2, 60)), (2, 3, 4, 5))
+    np.testing.assert_array_equal(backend.asnumpy(g), x)

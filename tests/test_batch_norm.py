@@ -360,3 +360,99 @@ def test_torch_parity(dtype, shape):
         for mine, theirs in ((y, ty.detach()), (mine_rm, trm), (mine_rv, trv), (gx, tx.grad), (gw, tw.grad),
                              (gb, tb.grad)):
             assert_close(mine, theirs.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU only (gpu/norm.cu; emulated without a GPU)
+GPU_ONLY = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@GPU_ONLY
+def test_gpu_running_stats_updated_in_place(backend, rng):
+    """Device running stats (one of them a strided view) follow PyTorch's rule over several steps."""
+    c, m = 4, 0.3
+    d_rm = backend.asarray(np.zeros(c))
+    d_rv_buf = backend.asarray(np.zeros(2 * c))
+    d_rv = d_rv_buf[::2]
+    d_rv[...] = 1.0
+    em, ev = np.zeros(c), np.ones(c)
+    for step in range(3):
+        x = rng.standard_normal((3, c, 5, 2)) * (step + 1) + step
+        convkit.batch_norm(backend.asarray(x), d_rm, d_rv, training=True, momentum=m)
+        values = x.transpose(1, 0, 2, 3).reshape(c, -1)
+        em = (1 - m) * em + m * values.mean(axis=1)
+        ev = (1 - m) * ev + m * values.var(axis=1, ddof=1)
+        assert_close(backend.asnumpy(d_rm), em)
+        assert_close(backend.asnumpy(d_rv), ev)
+    assert not backend.asnumpy(d_rv_buf)[1::2].any()   # only the view's elements written
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("shape", [(6, 5, 9, 11), (37, 300)], ids=["NCHW", "NC"])
+def test_gpu_reruns_bit_identical(backend, rng, shape):
+    x, rm, rv, w, b = (backend.asarray(a) for a in make_case(rng, shape, np.float32))
+    gy = backend.asarray(rng.standard_normal(shape).astype(np.float32))
+
+    def run():
+        stats = (rm.copy(), rv.copy())
+        return [convkit.batch_norm(x, *stats, w, b, training=True), *stats, convkit.batch_norm(x, rm, rv, w, b),
+                *convkit.batch_norm_backward(gy, x, rm, rv, w, training=True),
+                *convkit.batch_norm_backward(gy, x, rm, rv, w, training=False)]
+    for a, b_ in zip(run(), run()):
+        np.testing.assert_array_equal(backend.asnumpy(a), backend.asnumpy(b_))
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("shape", [(16, 8, 32, 32), (64, 96)], ids=["NCHW", "NC"])
+def test_gpu_float32_matches_cpu(backend, rng, shape):
+    """A bigger float32 case (several blocks per channel) against the CPU backend."""
+    x, rm, rv, w, b = make_case(rng, shape, np.float32)
+    x += np.float32(20)                                  # an offset: the shifted sums must hold
+    gy = rng.standard_normal(shape).astype(np.float32)
+    d_rm, d_rv = backend.asarray(rm), backend.asarray(rv)
+    dx, dw, db, dgy = (backend.asarray(a) for a in (x, w, b, gy))
+    cpu_rm, cpu_rv = rm.copy(), rv.copy()
+    pairs = [(convkit.batch_norm(dx, d_rm, d_rv, dw, db, training=True),
+              convkit.batch_norm(x, cpu_rm, cpu_rv, w, b, training=True)), (d_rm, cpu_rm), (d_rv, cpu_rv),
+             (convkit.batch_norm(dx, d_rm, d_rv, dw, db), convkit.batch_norm(x, cpu_rm, cpu_rv, w, b))]
+    for training in (True, False):
+        pairs += zip(convkit.batch_norm_backward(dgy, dx, d_rm, d_rv, dw, training=training),
+                     convkit.batch_norm_backward(gy, x, cpu_rm, cpu_rv, w, training=training))
+    for got, want in pairs:
+        assert_close(backend.asnumpy(got), want, np.float32)
+
+
+@GPU_ONLY
+def test_gpu_strided_inputs_and_out(backend, rng):
+    """Non-contiguous device inputs are read correctly and not modified; out= is written."""
+    x, rm, rv, w, b = make_case(rng, (3, 4, 5, 6), np.float64)
+    wide = backend.asarray(np.concatenate([x, x], axis=-1))
+    dx = wide[..., ::2]                                   # a strided view
+    host_x = backend.asnumpy(dx)
+    before = backend.asnumpy(wide)
+    out = backend.asarray(np.full(host_x.shape, np.nan))
+    y = convkit.batch_norm(dx, *(backend.asarray(a) for a in (rm, rv, w, b)), out=out)
+    assert y is out
+    assert_close(backend.asnumpy(out), ref.batch_norm(host_x, rm, rv, w, b))
+    np.testing.assert_array_equal(backend.asnumpy(wide), before)
+
+
+@GPU_ONLY
+def test_gpu_fold_batch_norm(backend, rng):
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    cb, rm, bw, bb = (rng.standard_normal(4).astype(np.float32) for _ in range(4))
+    rv = (rng.random(4) + 0.5).astype(np.float32)
+    for conv_bias, bn_w, bn_b in ((cb, bw, bb), (None, None, None)):
+        args = (w, conv_bias, rm, rv, bn_w, bn_b)
+        got = convkit.fold_batch_norm(*(None if a is None else backend.asarray(a) for a in args), eps=1e-3)
+        for g, want in zip(got, ref.fold_batch_norm(*args, eps=1e-3)):
+            assert g.dtype == np.float32 and g.shape == want.shape
+            assert_close(backend.asnumpy(g), want, np.float32)
+
+
+@GPU_ONLY
+def test_gpu_mixed_with_numpy_is_rejected(backend):
+    x = backend.asarray(X)
+    with pytest.raises(TypeError, match="batch_norm: x is a cupy array but running_mean is a numpy array"):
+        convkit.batch_norm(x, C3, backend.asarray(C3))
+    with pytest.raises(TypeError, match="batch_norm_backward: x is a cupy array but grad_out is a numpy array"):
+        convkit.batch_norm_backward(X, x, backend.asarray(C3), backend.asarray(C3))

@@ -333,3 +333,69 @@ def test_torch_parity(dtype):
         assert_close(mrv, trv.numpy(), dtype)
     ty = F.instance_norm(torch.from_numpy(x), trm, trv, use_input_stats=False)
     assert_close(convkit.instance_norm(x, mrm, mrv, use_input_stats=False), ty.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU only (gpu/norm.cu; emulated without a GPU)
+GPU_ONLY = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+def _all_norms(x, gy, w, b, wl):
+    """Every op of this file on (x, gy) of shape (N, 12, H, W): a flat list of results."""
+    ns = tuple(x.shape[1:])
+    return [convkit.group_norm(x, 4, w, b), *convkit.group_norm_backward(gy, x, 4, w),
+            convkit.layer_norm(x, ns, wl), *convkit.layer_norm_backward(gy, x, ns, wl),
+            convkit.instance_norm(x, None, None, w, b), *convkit.instance_norm_backward(gy, x, w)]
+
+
+@GPU_ONLY
+def test_gpu_reruns_bit_identical_and_float32_matches_cpu(backend, rng):
+    """Bit-identical reruns on the device; a bigger float32 case (offset data) against the CPU backend."""
+    x = _x(rng, (4, 12, 17, 9), np.float32) + np.float32(50)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = rng.standard_normal(12).astype(np.float32), rng.standard_normal(12).astype(np.float32)
+    wl = rng.standard_normal(x.shape[1:]).astype(np.float32)
+    on_device = _on(backend, x, gy, w, b, wl)
+    first, again = _all_norms(*on_device), _all_norms(*on_device)
+    for a, b_, want in zip(first, again, _all_norms(x, gy, w, b, wl)):
+        np.testing.assert_array_equal(backend.asnumpy(a), backend.asnumpy(b_))
+        assert_close(backend.asnumpy(a), want, np.float32)
+
+
+@GPU_ONLY
+def test_gpu_layer_norm_rows_and_columns(backend, rng):
+    """(rows, M) layer norm: many short rows (the column weight-gradient kernel) and one long row."""
+    for shape in ((300, 7), (1, 2, 3000)):
+        x, gy = _x(rng, shape, np.float64), rng.standard_normal(shape)
+        w, b = _params(rng, shape[-1], np.float64, True)
+        out = backend.asarray(np.full(shape, np.nan))
+        assert convkit.layer_norm(*_on(backend, x), shape[-1], *_on(backend, w, b), out=out) is out
+        assert_close(backend.asnumpy(out), ref.layer_norm(x, shape[-1], w, b))
+        _check_grads(convkit.layer_norm_backward(*_on(backend, gy, x), shape[-1], *_on(backend, w)),
+                     ref.layer_norm_backward(gy, x, shape[-1], w), np.float64, backend)
+
+
+@GPU_ONLY
+def test_gpu_instance_norm_running_stats_and_strided_input(backend, rng):
+    """Device running stats updated in place (PyTorch's rule); a strided device x."""
+    c, m = 3, 0.2
+    d_rm, d_rv = _on(backend, np.zeros(c), np.ones(c))
+    em, ev = np.zeros(c), np.ones(c)
+    for step in range(3):
+        x = rng.standard_normal((4, c, 5, 4)) * (step + 1)
+        dx = _on(backend, np.concatenate([x, x], axis=-1))[0][..., ::2]   # a strided view
+        host = backend.asnumpy(dx)
+        y = convkit.instance_norm(dx, d_rm, d_rv, momentum=m)
+        assert_close(backend.asnumpy(y), ref.group_norm(host, c))
+        planes = host.reshape(4, c, -1)
+        em = (1 - m) * em + m * planes.mean(axis=2).mean(axis=0)
+        ev = (1 - m) * ev + m * planes.var(axis=2, ddof=1).mean(axis=0)
+        assert_close(backend.asnumpy(d_rm), em)
+        assert_close(backend.asnumpy(d_rv), ev)
+
+
+@GPU_ONLY
+def test_gpu_mixed_with_numpy_is_rejected(backend):
+    with pytest.raises(TypeError, match="group_norm: x is a cupy array but weight is a numpy array"):
+        convkit.group_norm(backend.asarray(X), 2, C6)
+    with pytest.raises(TypeError, match="layer_norm_backward: x is a cupy array but grad_out is a numpy array"):
+        convkit.layer_norm_backward(X, backend.asarray(X), 4)

@@ -245,3 +245,49 @@ def test_torch_parity(dtype, size):
         ty.backward(torch.from_numpy(gy))
         assert_close(convkit.local_response_norm(x, size, alpha, beta, k), ty.detach().numpy(), dtype)
         assert_close(convkit.local_response_norm_backward(gy, x, size, alpha, beta, k), tx.grad.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU only (gpu/norm.cu; emulated without a GPU)
+GPU_ONLY = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@GPU_ONLY
+def test_gpu_reruns_bit_identical_and_float32_matches_cpu(backend, rng):
+    """AlexNet's LRN (size 5, alpha 1e-4, beta 0.75, k 1) on a bigger float32 case, against the CPU backend."""
+    x = (rng.standard_normal((2, 96, 9, 11)) * 30).astype(np.float32)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    dx, dgy = backend.asarray(x), backend.asarray(gy)
+    for size, alpha, beta, k in ((5, 1e-4, 0.75, 1.0), (4, 0.3, 0.6, 2.0)):
+        runs = [[backend.asnumpy(convkit.local_response_norm(dx, size, alpha, beta, k)),
+                 backend.asnumpy(convkit.local_response_norm_backward(dgy, dx, size, alpha, beta, k))]
+                for _ in range(2)]
+        want = [convkit.local_response_norm(x, size, alpha, beta, k),
+                convkit.local_response_norm_backward(gy, x, size, alpha, beta, k)]
+        for first, again, cpu in zip(*runs, want):
+            np.testing.assert_array_equal(first, again)
+            assert_close(first, cpu, np.float32)
+
+
+@GPU_ONLY
+def test_gpu_extreme_scales_and_wide_windows(backend, rng):
+    """float32 scale = 1 + x^2 up to 1e36 (no overflow in scale^-0.75); windows wider than C."""
+    x = np.logspace(-20, 18, 2001).astype(np.float32)
+    x = np.concatenate([x, -x, [0.0]]).astype(np.float32).reshape(1, 1, -1)
+    y = backend.asnumpy(convkit.local_response_norm(backend.asarray(x), 1, alpha=1.0, beta=0.75, k=1.0))
+    scale = (np.float32(1) + x * x).astype(np.float64)
+    want = x.astype(np.float64) / scale ** 0.75
+    nonzero = want != 0
+    assert np.max(np.abs(y[nonzero] - want[nonzero]) / np.abs(want[nonzero])) < 1e-6
+    xs, gy = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5))
+    for size in (8, 1001):
+        assert_close(backend.asnumpy(convkit.local_response_norm(backend.asarray(xs), size, 2.0)),
+                     ref.local_response_norm(xs, size, 2.0))
+        assert_close(backend.asnumpy(convkit.local_response_norm_backward(backend.asarray(gy), backend.asarray(xs),
+                                                                          size, 2.0)),
+                     ref.local_response_norm_backward(gy, xs, size, 2.0))
+
+
+@GPU_ONLY
+def test_gpu_mixed_with_numpy_is_rejected(backend):
+    with pytest.raises(TypeError, match="local_response_norm_backward: x is a cupy array but grad_out is a numpy"):
+        convkit.local_response_norm_backward(X, backend.asarray(X), 3)

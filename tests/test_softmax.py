@@ -283,3 +283,71 @@ def test_cross_entropy_torch_parity(dtype, shape, reduction, ignore, eps):
     assert loss.shape == tuple(tloss.shape)
     assert_close(loss, tloss.detach().numpy(), dtype)
     assert_close(convkit.cross_entropy_backward(go, logits, target, **kw), tl.grad.numpy(), dtype)
+
+
+# ------------------------------------------------------------------ GPU only (gpu/dense.cu; emulated without a GPU)
+GPU_ONLY = pytest.mark.parametrize("backend", [pytest.param("gpu", marks=pytest.mark.gpu)], indirect=True)
+
+
+@GPU_ONLY
+def test_gpu_row_per_thread_layout(backend, rng):
+    """inner >= 32 (segmentation-style logits): one thread per row, against the reference."""
+    for dtype in (np.float64, np.float32):
+        x = (rng.standard_normal((3, 7, 6, 9)) * 4).astype(dtype)
+        y = backend.asnumpy(convkit.log_softmax(backend.asarray(x), 1))
+        assert_close(y, ref.log_softmax(x, 1), dtype)
+        gy = rng.standard_normal(x.shape).astype(dtype)
+        assert_close(backend.asnumpy(convkit.log_softmax_backward(backend.asarray(gy), backend.asarray(y), 1)),
+                     ref.log_softmax_backward(gy, y, 1), dtype)
+        logits, target = make_ce_case(rng, (3, 7, 6, 9), True, dtype)
+        go = rng.standard_normal(target.shape).astype(dtype)
+        for reduction, g in (("mean", 1.3), ("none", go)):
+            kw = dict(reduction=reduction, label_smoothing=0.1)
+            d_logits, d_target = backend.asarray(logits), backend.asarray(target)
+            assert_close(backend.asnumpy(convkit.cross_entropy(d_logits, d_target, **kw)),
+                         ref.cross_entropy(logits, target, **kw), dtype)
+            d_g = backend.asarray(g) if reduction == "none" else g
+            assert_close(backend.asnumpy(convkit.cross_entropy_backward(d_g, d_logits, d_target, **kw)),
+                         ref.cross_entropy_backward(g, logits, target, **kw), dtype)
+
+
+@GPU_ONLY
+def test_gpu_reruns_bit_identical_and_float32_matches_cpu(backend, rng):
+    x = (rng.standard_normal((16, 1000)) * 3).astype(np.float32)
+    target = rng.integers(0, 1000, 16)
+    target[::5] = -100
+    dx, dt = backend.asarray(x), backend.asarray(target)
+
+    def run(a, t, to_host):
+        y = convkit.log_softmax(a, 1)
+        return [to_host(r) for r in (y, convkit.log_softmax_backward(a, y, 1), convkit.cross_entropy(a, t, "none"),
+                                     convkit.cross_entropy(a, t), convkit.cross_entropy_backward(0.5, a, t))]
+    first, again = run(dx, dt, backend.asnumpy), run(dx, dt, backend.asnumpy)
+    for a, b, cpu in zip(first, again, run(x, target, np.asarray)):
+        np.testing.assert_array_equal(a, b)
+        assert_close(a, cpu, np.float32)
+
+
+@GPU_ONLY
+def test_gpu_specials_and_ignore_index(backend, rng):
+    """Huge / -inf / NaN logits as on the CPU; mean over no counted element is NaN."""
+    x = np.array([[1e4, 1e4 + 1, 1e4 - 5], [0.0, -np.inf, 1.0], [np.nan, 0.0, 1.0], [-np.inf, -np.inf, -np.inf]])
+    y = backend.asnumpy(convkit.log_softmax(backend.asarray(x), 1))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(convkit.log_softmax(x, 1)))
+    assert y[1, 1] == -np.inf
+    assert_close(y[:2][np.isfinite(y[:2])], convkit.log_softmax(x, 1)[:2][np.isfinite(y[:2])])
+    logits, target = make_ce_case(rng, (6, 4), False, np.float64)
+    target[:] = 3
+    d_logits, d_target = backend.asarray(logits), backend.asarray(target)
+    assert np.isnan(backend.asnumpy(convkit.cross_entropy(d_logits, d_target, ignore_index=3)))
+    assert not backend.asnumpy(convkit.cross_entropy_backward(1.0, d_logits, d_target, ignore_index=3)).any()
+
+
+@GPU_ONLY
+def test_gpu_bad_targets_and_mixed_arrays(backend):
+    with pytest.raises(ValueError, match=r"cross_entropy: target value 5 is out of range for 5 classes"):
+        convkit.cross_entropy(backend.asarray(L), backend.asarray(np.array([0, 5, 1, 1])))
+    with pytest.raises(TypeError, match="cross_entropy: logits is a cupy array but target is a numpy array"):
+        convkit.cross_entropy(backend.asarray(L), T)
+    with pytest.raises(TypeError, match="log_softmax_backward: output is a cupy array but grad_out is a numpy array"):
+        convkit.log_softmax_backward(L, backend.asarray(L))

@@ -204,11 +204,11 @@ def cross_entropy(logits, target, reduction="mean", *, ignore_index=-100, label_
     loss = _backend(fn, logits).cross_entropy_losses(logits, target, g, ignore_index, eps)
     if reduction == "none":
         return loss
-    total = loss.sum(dtype=np.float64)
+    total = loss.reshape(-1).sum(dtype=np.float64, keepdims=True)   # (1,): an array of loss's library
     if reduction == "mean":
-        count = int(np.count_nonzero(target != ignore_index))
-        total = total / count if count else np.nan
-    return np.asarray(total, dtype=loss.dtype)
+        count = int((target != ignore_index).sum())
+        total = total / count if count else total * np.nan
+    return total.astype(loss.dtype).reshape(())
 
 
 def cross_entropy_backward(grad_out, logits, target, reduction="mean", *, ignore_index=-100,
@@ -231,6 +231,6 @@ def cross_entropy_backward(grad_out, logits, target, reduction="mean", *, ignore
             _check_floats(fn, logits=logits, grad_out=grad_out)
         scale = S.scalar_value(fn, "grad_out", grad_out, f"reduction={reduction!r}")
         if reduction == "mean":
-            count = int(np.count_nonzero(target != ignore_index))
+            count = int((target != ignore_index).sum())
             scale = scale / count if count else 0.0   # no counted element: every gradient is 0
     return _backend(fn, logits).cross_entropy_backward(scale, logits, target, g, ignore_index, eps)
