@@ -4,7 +4,7 @@ Run: python -m pytest tests/test_conv2d.py    Bench: python -m pytest bench/benc
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit
 from convkit import _shapes as S
@@ -373,3 +373,27 @@ def test_gpu_out_argument_and_mixed_arrays(backend, rng):
         convkit.conv2d(xd, w, **kw)
     with pytest.raises(TypeError, match="conv2d_backward: x is a cupy array but grad_out is a numpy array"):
         convkit.conv2d_backward(np.zeros((2, 4, 8, 8), np.float32), xd, wd, **kw)
+
+
+@gpu_only
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_gpu_hypothesis_configs(backend, data):
+    """Random shapes around the 64 x 64 x 16 tile edges of the v2 kernels (float64, all passes)."""
+    d = data.draw
+    groups = d(st.sampled_from([1, 2]))
+    c_in, c_out = groups * d(st.integers(1, 9)), groups * d(st.integers(1, 70))
+    kh, kw = d(st.integers(1, 3)), d(st.integers(1, 3))
+    stride, dil, pad = (d(st.integers(1, 2)), d(st.integers(1, 2))), (d(st.integers(1, 2)),) * 2, d(st.integers(0, 1))
+    h = d(st.integers(dil[0] * (kh - 1) + 1, 10))
+    w_ = d(st.integers(dil[1] * (kw - 1) + 1, 10))
+    rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((d(st.integers(1, 2)), c_in, h, w_))
+    w = rng.standard_normal((c_out, c_in // groups, kh, kw))
+    kwargs = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+    y = backend.asnumpy(convkit.conv2d(backend.asarray(x), backend.asarray(w), **kwargs))
+    assert_close(y, ref.conv2d(x, w, **kwargs))
+    gy = rng.standard_normal(y.shape)
+    gx, gw, _ = (backend.asnumpy(a) for a in convkit.conv2d_backward(*map(backend.asarray, (gy, x, w)), **kwargs))
+    assert_close(gx, ref.conv2d_backward_data(gy, w, x.shape, **kwargs))
+    assert_close(gw, ref.conv2d_backward_weight(gy, x, w.shape, **kwargs))

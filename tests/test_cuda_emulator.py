@@ -130,6 +130,9 @@ __global__ void shuffle_after_exit(float* out) {
     out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
 }
 
+// a race between blocks and threads: who writes last depends on the order
+__global__ void last_writer(int* out) { out[0] = blockIdx.x * blockDim.x + threadIdx.x; }
+
 extern "C" __global__ void fill_index(long long* out, long long n) {
     for (index_t i = (index_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (index_t)blockDim.x * gridDim.x)
         out[i] = i;
@@ -138,7 +141,7 @@ extern "C" __global__ void fill_index(long long* out, long long n) {
 EXPRS = ["axpy<float>", "axpy<double>", "row_sum_shared<double, 128>", "row_sum_shared<float, 64>",
          "row_sum_shuffle<double>", "shuffles", "reverse_chunks<float>", "reverse_chunks<double>",
          "early_exit", "write_past_end", "write_before_start", "divergent", "barrier_in_later_block",
-         "smem_overflow", "shuffle_after_exit"]
+         "smem_overflow", "shuffle_after_exit", "last_writer"]
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +197,22 @@ def test_barrier_waits_only_for_live_threads(module):
     out = cp.zeros(64, dtype=np.float32)
     module.get_function("early_exit")((1,), (64,), (out, i32(40)))
     np.testing.assert_array_equal(out.get()[:40], np.arange(40)[::-1])
+
+
+@pytest.mark.parametrize("order,expected", [(None, 3 * 32 - 1), ("reverse", 0)])
+def test_reverse_order_exposes_races(module, monkeypatch, order, expected):
+    if order:
+        monkeypatch.setenv("CUDA_EMULATOR_ORDER", order)
+    out = cp.zeros(1, dtype=np.int32)
+    module.get_function("last_writer")((3,), (32,), (out,))
+    assert int(out[0]) == expected
+
+
+def test_forced_fibers_run_barriers_in_any_block(module, monkeypatch):
+    monkeypatch.setenv("CUDA_EMULATOR_FIBERS", "1")
+    out = cp.zeros(64, dtype=np.float32)
+    module.get_function("barrier_in_later_block")((2,), (32,), (out,))
+    assert (out.get() == 1).all()
 
 
 def test_extern_c_kernel_without_name_expressions():

@@ -16,6 +16,9 @@
 // Columns are flattened over the whole batch, so a 1x1 conv on (M, K, 1, 1) is a plain GEMM
 // (convkit/gpu/linear.py runs linear on it). Bias is added in the forward epilogue.
 // Writes: every output (out, grad_x, grad_w, partials) is OVERWRITTEN, never accumulated into.
+// Test: python -m pytest tests/test_conv2d.py tests/test_conv1d.py tests/test_depthwise.py
+//       tests/test_conv_transpose.py tests/test_linear.py   (gpu cases: a GPU, or the CUDA emulator)
+// Bench: python -m pytest bench/bench_gpu_conv.py --benchmark-only   (needs a GPU)
 //
 // Roofline (v2, float32; estimates, no GPU measured yet -- issue 7):
 //   global/L2: a 64 x 64 x 16 step loads 2 * 64 * 16 values (8 KiB) for 64 * 64 * 16 FMAs

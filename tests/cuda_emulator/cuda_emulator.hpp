@@ -5,17 +5,19 @@
 // into a shared library; each accessor returns ck_emu::describe(&kernel<...>): the kernel's
 // parameter types (so Python can check every launch argument) and a launch function.
 //
-// Model: blocks run one after another on the calling thread. Each CUDA thread of a block is
-// a fiber (stacks allocated once and reused; on x86-64 a 16-instruction register switch, else
-// ucontext, whose signal-mask system calls make it ~100x slower); __syncthreads() yields to a
-// scheduler that releases the barrier once every live thread of the block waits at it, and
+// Model: blocks run one after another on the calling thread (in order of their linear index,
+// threads too; CUDA_EMULATOR_ORDER=reverse runs both backwards, so order-dependent results --
+// races -- show as differences between two runs). Each CUDA thread of a block is a fiber
+// (stacks allocated once and reused; on x86-64 a 16-instruction register switch, elsewhere
+// ucontext, whose signal-mask system calls make barriers ~15x slower). __syncthreads() yields
+// to a scheduler that releases the barrier once every live thread of the block waits at it, and
 // reports threads waiting at different barriers ("divergent __syncthreads"; a barrier is its
-// call site, told apart by __COUNTER__, even two on one line). Shuffles are two
-// barrier phases around a per-block exchange buffer (lanes grouped by warps of 32). If no
-// thread of block 0 reaches a barrier or shuffle, the other blocks' threads run as plain calls
-// (fast path); a barrier reached there is reported (set CUDA_EMULATOR_FIBERS=1 to force
-// fibers). __shared__ is `thread_local` (block-scope thread_local implies static: one copy per
-// kernel instance, shared by the block's fibers); dynamic shared memory is the kernel's
+// call site, told apart by __COUNTER__, even two on one line). Shuffles are two barrier phases
+// around a per-block exchange buffer (lanes grouped by warps of 32). If no thread of the first
+// block reaches a barrier or shuffle, the other blocks' threads run as plain calls (fast path);
+// a barrier reached there is reported (CUDA_EMULATOR_FIBERS=1 forces fibers everywhere).
+// __shared__ is `thread_local` (block-scope thread_local implies static: one copy per kernel
+// instance, shared by the block's fibers); dynamic shared memory is the kernel's
 //     extern __shared__ unsigned char ck_dynamic_smem[];
 // which names the global buffer defined below, filled with 0xFF (NaN) before each block and
 // checked for writes past the launch's size afterwards. Launch state lives in this library
@@ -151,6 +153,7 @@ struct State {
     uint3 block_dim{1, 1, 1}, grid_dim{1, 1, 1};
     bool fibers_on = false;            // the current block runs as fibers
     bool barrier_seen = false;         // some thread of the current block reached a barrier/shuffle
+    bool reverse = false;              // CUDA_EMULATOR_ORDER=reverse: last block/thread first
     int current = 0;                   // linear index of the running thread (fiber mode)
     std::vector<Fiber> fibers;
     Context scheduler;
@@ -173,7 +176,7 @@ std::string where() { return "block " + fmt3(g.block_idx) + " thread " + fmt3(g.
 void wait_at(int kind, int site, int line) {
     if (!g.fibers_on)
         throw Error(where() + " reached __syncthreads/shuffle (line " + std::to_string(line) +
-                    ") but no thread of block 0 did, so this launch ran without fibers; "
+                    ") but no thread of the first block run did, so this launch ran without fibers; "
                     "set CUDA_EMULATOR_FIBERS=1 to run every block as fibers");
     g.barrier_seen = true;
     Fiber& f = g.fibers[g.current];
@@ -226,7 +229,8 @@ void run_block_fibers(int nthreads) {
     }
     g.fibers_on = true;
     for (;;) {
-        for (int t = 0; t < nthreads; ++t) {   // run every thread up to its next barrier
+        for (int k = 0; k < nthreads; ++k) {   // run every thread up to its next barrier
+            const int t = g.reverse ? nthreads - 1 - k : k;
             Fiber& f = g.fibers[t];
             if (f.kind == DONE) continue;
             f.kind = RUNNING;
@@ -264,7 +268,8 @@ void run_block_fibers(int nthreads) {
 // Runs the current block with plain calls, one thread after another.
 void run_block_plain(int nthreads) {
     const uint3 bd = g.block_dim;
-    for (int t = 0; t < nthreads; ++t) {
+    for (int k = 0; k < nthreads; ++k) {
+        const int t = g.reverse ? nthreads - 1 - k : k;
         g.thread_idx = uint3{unsigned(t % bd.x), unsigned(t / bd.x % bd.y), unsigned(t / (bd.x * bd.y))};
         g.body(g.body_arg);
     }
@@ -297,10 +302,10 @@ void check_smem_guard(unsigned long long shared_mem) {
 void run_grid(dim3 grid, dim3 block, unsigned long long shared_mem, void (*body)(void*), void* arg) {
     check_launch(grid, block, shared_mem);
     const int nthreads = int(block.x * block.y * block.z);
-    static const bool always_fibers = [] {
-        const char* e = std::getenv("CUDA_EMULATOR_FIBERS");
-        return e && e[0] == '1';
-    }();
+    const char* fibers_env = std::getenv("CUDA_EMULATOR_FIBERS");
+    const char* order_env = std::getenv("CUDA_EMULATOR_ORDER");
+    const bool always_fibers = fibers_env && fibers_env[0] == '1';
+    g.reverse = order_env && std::strcmp(order_env, "reverse") == 0;
     ensure_fibers(nthreads);
     g.grid_dim = uint3{grid.x, grid.y, grid.z};
     g.block_dim = uint3{block.x, block.y, block.z};
@@ -309,20 +314,20 @@ void run_grid(dim3 grid, dim3 block, unsigned long long shared_mem, void (*body)
     g.fibers_on = false;
     g.fiber_error.clear();
     bool use_fibers = true;
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                g.block_idx = uint3{x, y, z};
-                if (shared_mem) std::memset(ck_dynamic_smem, 0xFF, shared_mem + ck_emu_smem_guard);
-                g.barrier_seen = false;
-                if (use_fibers) {
-                    run_block_fibers(nthreads);
-                    if (!g.barrier_seen && !always_fibers) use_fibers = false;   // fast path from now on
-                } else {
-                    run_block_plain(nthreads);
-                }
-                if (shared_mem) check_smem_guard(shared_mem);
-            }
+    const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
+    for (unsigned long long k = 0; k < blocks; ++k) {
+        const unsigned long long b = g.reverse ? blocks - 1 - k : k;
+        g.block_idx = uint3{unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y)};
+        if (shared_mem) std::memset(ck_dynamic_smem, 0xFF, shared_mem + ck_emu_smem_guard);
+        g.barrier_seen = false;
+        if (use_fibers) {
+            run_block_fibers(nthreads);
+            if (!g.barrier_seen && !always_fibers) use_fibers = false;   // fast path from now on
+        } else {
+            run_block_plain(nthreads);
+        }
+        if (shared_mem) check_smem_guard(shared_mem);
+    }
 }
 
 }  // namespace

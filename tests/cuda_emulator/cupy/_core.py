@@ -14,6 +14,7 @@ import numpy as np
 
 GUARD = 256             # canary bytes on each side of an allocation (keeps 256-byte alignment)
 CANARY = 0xFF
+_CANARY_ZONE = bytes([CANARY]) * GUARD
 
 
 class _Memory:
@@ -27,6 +28,8 @@ class _Memory:
     def damaged(self):
         """(where, byte offset relative to the payload start) of the first bad canary, or None."""
         head, tail = self.raw[:GUARD], self.raw[GUARD + self.nbytes:]
+        if head.tobytes() == _CANARY_ZONE and tail.tobytes() == _CANARY_ZONE:
+            return None
         bad = np.flatnonzero(head != CANARY)
         if bad.size:
             return "before the start", int(bad[-1]) - GUARD
