@@ -1,38 +1,42 @@
-"""GPU memory-bound ops of the norm and dense families: convkit (convkit/gpu/norm.cu, dense.cu)
-vs PyTorch CUDA, float32, with a device copy baseline. Needs a real GPU and CuPy: skips
-otherwise (the CUDA emulator of the tests runs the kernels on the host; its timings mean nothing).
+"""Memory-bound GPU ops of the norm and dense families: convkit's CUDA kernels (convkit/gpu/norm.cu,
+dense.cu) vs PyTorch CUDA vs a device-to-device copy.
 
-What it measures: median time per call and effective bandwidth (extra_info["gbps"]) of
-    batch_norm            eval / train forward, train backward   64x64x112x112 (ResNet stem), 64x256x14x14
-    local_response_norm   forward, backward (AlexNet / Caffe: size 5, alpha 1e-4, beta 0.75, k 1)
-                                                                 128x96x55x55 (norm1), 128x256x27x27 (norm2)
-    relu                  forward, backward                      128x96x55x55 (AlexNet conv1 output)
-    copy                  cupy.copyto of a tensor of the same shape into a preallocated device array
-convkit and torch side by side in one run on the same device (torch cases skip when torch
-has no CUDA). Each call is followed by a stream synchronisation, inside the timing; one
-warm-up call per benchmark (JIT compile, CuPy memory pool) is excluded. After timing, the
-last result is checked against convkit's CPU backend (itself tested against the float64
-reference): max|y - cpu| / max|cpu| <= 1e-4, so a fast wrong kernel cannot pass.
+Same method and Setup API as bench/bench_gpu_memory.py (the pool family's; its docstring says
+"the norm family adds batch_norm / LRN / relu here": the SETUPS and CASES below are written to
+move there as they are). What it measures, at batch 128, float32, per case (a layer and one op):
+    batch_norm            eval / train forward, train backward: ResNet-18 bn1 (64x112x112),
+                          layer3 (256x14x14)
+    local_response_norm   forward, backward (size 5, alpha 1e-4, beta 0.75, k 1): CaffeNet norm1
+                          (96x55x55), norm2 (256x27x27)
+    relu                  forward, backward: CaffeNet relu1 (96x55x55)
+convkit / torch / copy side by side in one run on the same device arrays. Each call runs
+between two CUDA events on the stream of its library and is synchronised; extra_info gets
+the median of ROUNDS calls (after WARMUP) as median_ms, and GB/s = bytes / median, where bytes
+counts what the op must move once (x read + y written forward; x, grad_out read + grad_x
+written backward; the per-channel vectors are negligible). BN training reads x twice (its
+statistics, then the output: a 1/3 surcharge for the forward, as in PyTorch) -- the GB/s
+still count it once. "copy" is the baseline: cupy.copyto between two preallocated device
+arrays of bytes / 2 each, so pct_of_copy = GB/s / copy GB/s of the same case.
+Output memory: convkit forward ops write into a preallocated `out=` (NaN-filled first, so an
+element the kernel skips fails the check); backward results are allocated per call from
+CuPy's memory pool, as torch allocates from its caching allocator.
+After timing, samples 0 and BATCH-1 of the last result are checked against convkit's CPU
+backend (float32; batch-norm training and backward against the whole batch on the CPU, since
+their statistics span it) to RTOL relative error. Skips without CuPy and a CUDA device (the
+test emulator does not count); torch without CUDA: its column skips.
 
-Bandwidth: bytes = the tensors an op must move at least once, 4 bytes per element:
-forward = x read + y written (2 tensors, as the copy), backward = x (relu: x) and grad_out
-read + grad_x written (3 tensors). extra_info["pct_of_copy"] = gbps / the copy's GB/s for
-that shape (the copy cases run first).
-
-Output memory: convkit forward writes into a preallocated `out=` device array (NaN-filled,
-so an unwritten output fails the check); backward allocates its gradients per call from
-CuPy's memory pool (no cudaMalloc after the warm-up); torch allocates from its caching
-allocator.
-
-Run:    python -m pytest bench/bench_gpu_norm.py --benchmark-only --benchmark-json=/tmp/gpu_norm.json \\
-            -p no:cacheprovider                 add -k batch_norm | -k "relu and forward" | -k 128x96x55x55
-Report: python bench/bench_gpu_norm.py /tmp/gpu_norm.json      (markdown table: ms, GB/s, % of copy)
+Run:    python -m pytest bench/bench_gpu_norm.py --benchmark-only \\
+            --benchmark-json=/tmp/gpu_norm.json -p no:cacheprovider          (GPU machine)
+        add  -k batch_norm | -k "lrn and not backward" | -k relu
+Report: python bench/bench_gpu_norm.py /tmp/gpu_norm.json
 Test:   python -m pytest tests/test_batch_norm.py tests/test_lrn.py tests/test_activation.py
 """
+from __future__ import annotations
+
 import functools
-import json
-import sys
-from typing import NamedTuple
+import zlib
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
@@ -43,230 +47,285 @@ try:
     import cupy as cp
 except ImportError:
     cp = None
+if __name__ != "__main__" and (cp is None or getattr(cp, "__emulated__", False) or not convkit.gpu_available()):
+    pytest.skip("GPU benchmarks need CuPy and a CUDA device", allow_module_level=True)
+
 try:
     import torch
+    F = torch.nn.functional
+    TORCH_CUDA = torch.cuda.is_available()
 except ImportError:
-    torch = None
+    torch, TORCH_CUDA = None, False
 
-
-def _no_gpu_reason():
-    """Why these benchmarks cannot run here, or None."""
-    if cp is None:
-        return "CuPy is not installed"
-    if getattr(cp, "__emulated__", False):
-        return "the CUDA emulator runs kernels on the host: no GPU timings"
-    try:
-        cp.cuda.runtime.getDeviceCount()
-    except Exception:   # no driver / device
-        return "no CUDA device"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_no_gpu_reason() is not None, reason=str(_no_gpu_reason()))
-
-RTOL = 1e-4
+IMPLS = ("copy", "convkit", "torch")   # copy first: pct_of_copy needs its GB/s
+BATCH = 128
 ROUNDS = 20
-LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
+WARMUP = 3                             # the first call compiles the kernels (NVRTC, then cached)
+RTOL = 1e-4
 EPS = 1e-5
+LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
 
 
-class Case(NamedTuple):
-    op: str        # batch_norm | local_response_norm | relu
-    pass_: str     # eval | train | forward | backward
-    shape: tuple
+@dataclass(frozen=True)
+class Case:
+    """One op on one layer's input (BATCH, c, h, w)."""
+    name: str
+    op: str                            # a key of SETUPS
+    c: int
+    h: int
+    w: int
 
     @property
-    def tensors(self) -> int:
-        return 3 if self.pass_ == "backward" else 2
-
-    @property
-    def name(self) -> str:
-        return f"{self.op}-{self.pass_}-{'x'.join(map(str, self.shape))}"
+    def shape(self):
+        return (BATCH, self.c, self.h, self.w)
 
 
-BN_SHAPES = [(64, 64, 112, 112), (64, 256, 14, 14)]
-LRN_SHAPES = [(128, 96, 55, 55), (128, 256, 27, 27)]
-RELU_SHAPE = (128, 96, 55, 55)
-CASES = ([Case("batch_norm", p, s) for s in BN_SHAPES for p in ("eval", "train", "backward")]
-         + [Case("local_response_norm", p, s) for s in LRN_SHAPES for p in ("forward", "backward")]
-         + [Case("relu", p, RELU_SHAPE) for p in ("forward", "backward")])
-COPY_SHAPES = list(dict.fromkeys(c.shape for c in CASES))
-COPY_GBPS = {}              # shape -> GB/s of cupy.copyto in this run
+class Setup(NamedTuple):
+    """Everything one case needs, on the device."""
+    convkit: Callable[[], object]          # one convkit call
+    torch: Callable[[], object] | None     # the same op in PyTorch (None without CUDA torch)
+    nbytes: int                            # inputs read + outputs written, once
+    reference: object                      # the result on samples (0, BATCH-1), NumPy, CPU backend
+    output: str                            # how convkit's output memory is obtained
+    exact: bool = True                     # compare bit for bit (else to RTOL)
 
 
-@functools.lru_cache(maxsize=1)
-def _host_inputs(shape):
-    rng = np.random.default_rng(sum(shape))
-    c = shape[1]
-    return dict(x=rng.standard_normal(shape, dtype=np.float32), gy=rng.standard_normal(shape, dtype=np.float32),
-                w=rng.standard_normal(c, dtype=np.float32), b=rng.standard_normal(c, dtype=np.float32),
-                rm=rng.standard_normal(c, dtype=np.float32), rv=rng.random(c, dtype=np.float32) + np.float32(0.5))
+CASES = (
+    Case("resnet18.bn1.eval", "batch_norm_eval", 64, 112, 112),
+    Case("resnet18.bn1.train", "batch_norm_train", 64, 112, 112),
+    Case("resnet18.bn1.backward", "batch_norm_backward", 64, 112, 112),
+    Case("resnet18.layer3.bn.eval", "batch_norm_eval", 256, 14, 14),
+    Case("resnet18.layer3.bn.train", "batch_norm_train", 256, 14, 14),
+    Case("resnet18.layer3.bn.backward", "batch_norm_backward", 256, 14, 14),
+    Case("alexnet_caffe.norm1", "lrn", 96, 55, 55),
+    Case("alexnet_caffe.norm1.backward", "lrn_backward", 96, 55, 55),
+    Case("alexnet_caffe.norm2", "lrn", 256, 27, 27),
+    Case("alexnet_caffe.norm2.backward", "lrn_backward", 256, 27, 27),
+    Case("alexnet_caffe.relu1", "relu", 96, 55, 55),
+    Case("alexnet_caffe.relu1.backward", "relu_backward", 96, 55, 55),
+)
 
 
-@functools.lru_cache(maxsize=1)
-def _device_inputs(shape):
-    return {k: cp.asarray(v) for k, v in _host_inputs(shape).items()}
+# --------------------------------------------------------------------------- data
+
+def _normal(case, shape, salt=0):
+    """Normal float32 values on the device, seeded by the case (drawn on the host)."""
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()) + salt)
+    return cp.asarray(rng.standard_normal(shape, dtype=np.float32))
 
 
-def _synchronised(fn):
-    def run():
-        result = fn()
-        cp.cuda.get_current_stream().synchronize()
-        return result
-    return run
+def _channel_params(case):
+    """weight, bias, running_mean, running_var (C,) on the device."""
+    w, b, rm = (_normal(case, (case.c,), salt) for salt in (1, 2, 3))
+    return w, b, rm, abs(_normal(case, (case.c,), 4)) + np.float32(0.5)
 
 
-def _convkit_call(case):
-    d = _device_inputs(case.shape)
-    x, gy, w, b, rm, rv = (d[k] for k in ("x", "gy", "w", "b", "rm", "rv"))
-    rm, rv = rm.copy(), rv.copy()
-    out = cp.full(case.shape, np.nan, np.float32)
-    return {
-        ("batch_norm", "eval"): lambda: convkit.batch_norm(x, rm, rv, w, b, eps=EPS, out=out),
-        ("batch_norm", "train"): lambda: convkit.batch_norm(x, rm, rv, w, b, True, 0.1, EPS, out=out),
-        ("batch_norm", "backward"): lambda: convkit.batch_norm_backward(gy, x, rm, rv, w, True, EPS),
-        ("local_response_norm", "forward"): lambda: convkit.local_response_norm(x, **LRN, out=out),
-        ("local_response_norm", "backward"): lambda: convkit.local_response_norm_backward(gy, x, **LRN),
-        ("relu", "forward"): lambda: convkit.relu(x, out=out),
-        ("relu", "backward"): lambda: convkit.relu_backward(gy, x),
-    }[(case.op, case.pass_)]
+def _samples(a):
+    """Samples 0 and BATCH-1 of a device result (cupy array or torch tensor), on the host."""
+    a = a[::BATCH - 1]
+    return a.cpu().numpy() if torch is not None and isinstance(a, torch.Tensor) else cp.asnumpy(a)
 
 
-def _torch_call(case):
-    h = _host_inputs(case.shape)
-    x, gy, w, b, rm, rv = (torch.from_numpy(h[k]).cuda() for k in ("x", "gy", "w", "b", "rm", "rv"))
-    F, aten = torch.nn.functional, torch.ops.aten
-    key = (case.op, case.pass_)
-    if key == ("batch_norm", "eval"):
-        return lambda: F.batch_norm(x, rm, rv, w, b, False, 0.1, EPS)
-    if key == ("batch_norm", "train"):
-        return lambda: F.batch_norm(x, rm, rv, w, b, True, 0.1, EPS)
-    if key == ("batch_norm", "backward"):
-        _, mean, invstd = aten.native_batch_norm(x, w, b, None, None, True, 0.1, EPS)
-        return lambda: aten.native_batch_norm_backward(gy, x, w, None, None, mean, invstd, True, EPS,
-                                                       [True, True, True])[:3]
-    if key == ("local_response_norm", "forward"):
-        return lambda: F.local_response_norm(x, **LRN)
-    if key == ("local_response_norm", "backward"):
-        xg = x.clone().requires_grad_()
+def _tensor(a):
+    """A torch view of a cupy array (no copy), or None without CUDA torch."""
+    return torch.as_tensor(a, device="cuda") if TORCH_CUDA else None
+
+
+def _if_torch(fn):
+    """fn when PyTorch has CUDA (its tensors are then valid), else None."""
+    return fn if TORCH_CUDA else None
+
+
+def _nan_out(shape):
+    return cp.full(shape, cp.nan, dtype=cp.float32)
+
+
+def _host(*arrays):
+    return [cp.asnumpy(a) for a in arrays]
+
+
+# --------------------------------------------------------------------------- one setup per op
+
+def _setup_batch_norm_eval(case):
+    x, (w, b, rm, rv) = _normal(case, case.shape), _channel_params(case)
+    out, t = _nan_out(case.shape), [_tensor(a) for a in (x, w, b, rm, rv)]
+    return Setup(lambda: convkit.batch_norm(x, rm, rv, w, b, eps=EPS, out=out),
+                 _if_torch(lambda: F.batch_norm(t[0], t[3], t[4], t[1], t[2], False, 0.1, EPS)),
+                 2 * x.nbytes, convkit.batch_norm(_samples(x), *_host(rm, rv, w, b), eps=EPS),
+                 "preallocated out=", exact=False)
+
+
+def _setup_batch_norm_train(case):
+    x, (w, b, rm, rv) = _normal(case, case.shape), _channel_params(case)
+    out, t = _nan_out(case.shape), [_tensor(a) for a in (x, w, b, rm.copy(), rv.copy())]
+    h = _host(x, rm, rv, w, b)
+    want = convkit.batch_norm(h[0], h[1], h[2], *h[3:], True, 0.1, EPS)[::BATCH - 1]
+    return Setup(lambda: convkit.batch_norm(x, rm, rv, w, b, True, 0.1, EPS, out=out),
+                 _if_torch(lambda: F.batch_norm(t[0], t[3], t[4], t[1], t[2], True, 0.1, EPS)),
+                 2 * x.nbytes, want, "preallocated out= (running stats updated in place)", exact=False)
+
+
+def _setup_batch_norm_backward(case):
+    x, gy, (w, b, rm, rv) = _normal(case, case.shape), _normal(case, case.shape, 5), _channel_params(case)
+    t = [_tensor(a) for a in (x, gy, w, b)]
+    hx, hgy, hw = _host(x, gy, w)
+    want = convkit.batch_norm_backward(hgy, hx, None, None, hw, True, EPS)[0][::BATCH - 1]
+
+    # torch gets the batch statistics its forward saved; convkit's stateless backward recomputes them
+    saved = torch.ops.aten.native_batch_norm(t[0], t[2], t[3], None, None, True, 0.1, EPS)[1:] if TORCH_CUDA else ()
+    torch_backward = _if_torch(lambda: torch.ops.aten.native_batch_norm_backward(
+        t[1], t[0], t[2], None, None, *saved, True, EPS, [True, True, True])[0])
+    return Setup(lambda: convkit.batch_norm_backward(gy, x, rm, rv, w, True, EPS)[0], torch_backward,
+                 3 * x.nbytes, want, "allocated per call (statistics recomputed from x)", exact=False)
+
+
+def _setup_lrn(case):
+    x = _normal(case, case.shape)
+    out, tx = _nan_out(case.shape), _tensor(x)
+    return Setup(lambda: convkit.local_response_norm(x, **LRN, out=out),
+                 _if_torch(lambda: F.local_response_norm(tx, **LRN)), 2 * x.nbytes,
+                 convkit.local_response_norm(_samples(x), **LRN), "preallocated out=", exact=False)
+
+
+def _setup_lrn_backward(case):
+    x, gy = _normal(case, case.shape), _normal(case, case.shape, 5)
+    tx, tgy, torch_backward = _tensor(x), _tensor(gy), None
+    if TORCH_CUDA:   # autograd through the saved graph of one forward (PyTorch has no LRN backward op)
+        xg = tx.detach().requires_grad_()
         with torch.enable_grad():
             y = F.local_response_norm(xg, **LRN)
-        return lambda: torch.autograd.grad(y, xg, gy, retain_graph=True)[0]
-    if key == ("relu", "forward"):
-        return lambda: torch.relu(x)
-    return lambda: aten.threshold_backward(gy, x, 0.0)
+        torch_backward = lambda: torch.autograd.grad(y, xg, tgy, retain_graph=True)[0]  # noqa: E731
+    return Setup(lambda: convkit.local_response_norm_backward(gy, x, **LRN), torch_backward,
+                 3 * x.nbytes, convkit.local_response_norm_backward(_samples(gy), _samples(x), **LRN),
+                 "allocated per call (+ one scratch tensor)", exact=False)
 
 
-def _cpu_result(case):
-    """The same op on convkit's CPU backend (float32)."""
-    h = _host_inputs(case.shape)
-    x, gy, w, b, rm, rv = (h[k] for k in ("x", "gy", "w", "b", "rm", "rv"))
-    return {
-        ("batch_norm", "eval"): lambda: convkit.batch_norm(x, rm, rv, w, b, eps=EPS),
-        ("batch_norm", "train"): lambda: convkit.batch_norm(x, rm.copy(), rv.copy(), w, b, True, 0.1, EPS),
-        ("batch_norm", "backward"): lambda: convkit.batch_norm_backward(gy, x, rm, rv, w, True, EPS),
-        ("local_response_norm", "forward"): lambda: convkit.local_response_norm(x, **LRN),
-        ("local_response_norm", "backward"): lambda: convkit.local_response_norm_backward(gy, x, **LRN),
-        ("relu", "forward"): lambda: convkit.relu(x),
-        ("relu", "backward"): lambda: convkit.relu_backward(gy, x),
-    }[(case.op, case.pass_)]()
+def _setup_relu(case):
+    x = _normal(case, case.shape)
+    out, tx = _nan_out(case.shape), _tensor(x)
+    return Setup(lambda: convkit.relu(x, out=out), _if_torch(lambda: torch.relu(tx)), 2 * x.nbytes,
+                 convkit.relu(_samples(x)), "preallocated out=")
 
 
-def _to_host(a):
-    if torch is not None and isinstance(a, torch.Tensor):
-        return a.cpu().numpy()
-    return cp.asnumpy(a)
+def _setup_relu_backward(case):
+    x, gy = _normal(case, case.shape), _normal(case, case.shape, 5)
+    tx, tgy = _tensor(x), _tensor(gy)
+    return Setup(lambda: convkit.relu_backward(gy, x),
+                 _if_torch(lambda: torch.ops.aten.threshold_backward(tgy, tx, 0)), 3 * x.nbytes,
+                 convkit.relu_backward(_samples(gy), _samples(x)), "allocated per call")
 
 
-def _check(case, impl, result):
-    want = _cpu_result(case)
-    pairs = zip(result, want) if isinstance(want, tuple) else [(result, want)]
-    worst = 0.0
-    for got, expected in pairs:
-        got = _to_host(got).astype(np.float64)
-        err = float(np.max(np.abs(got - expected)) / max(float(np.max(np.abs(expected))), 1e-30))
-        assert err <= RTOL, f"{impl} {case.name}: max relative error {err:.3g} > {RTOL:g} (NaN: not written)"
-        worst = max(worst, err)
-    return worst
+SETUPS = {
+    "batch_norm_eval": _setup_batch_norm_eval,
+    "batch_norm_train": _setup_batch_norm_train,
+    "batch_norm_backward": _setup_batch_norm_backward,
+    "lrn": _setup_lrn,
+    "lrn_backward": _setup_lrn_backward,
+    "relu": _setup_relu,
+    "relu_backward": _setup_relu_backward,
+}
 
 
-def _record(benchmark, case_op, pass_, shape, impl, nbytes, output, err):
-    benchmark.group = f"{case_op} {pass_} {'x'.join(map(str, shape))}"
-    info = benchmark.extra_info
-    info.update(op=case_op, **{"pass": pass_}, shape=list(shape), impl=impl, bytes=nbytes, output=output,
-                max_rel_err=err, device=cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"].decode())
-    if benchmark.stats is None:   # --benchmark-disable
-        return None
-    median = benchmark.stats.stats.median
-    info["median_ms"] = median * 1e3
-    info["gbps"] = nbytes / median / 1e9
-    if case_op != "copy" and tuple(shape) in COPY_GBPS:
-        info["copy_gbps"] = COPY_GBPS[tuple(shape)]
-        info["pct_of_copy"] = 100 * info["gbps"] / info["copy_gbps"]
-    return info["gbps"]
+@functools.lru_cache(maxsize=1)   # the cases run impl-innermost: all impls share one setup
+def _setup(case) -> Setup:
+    return SETUPS[case.op](case)
 
 
-@pytest.mark.parametrize("shape", COPY_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_copy_baseline(benchmark, shape):
-    x = _device_inputs(shape)["x"]
-    out = cp.full(shape, np.nan, np.float32)
-    benchmark.pedantic(_synchronised(lambda: cp.copyto(out, x)), rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    assert bool((out == x).all())
-    gbps = _record(benchmark, "copy", "copy", shape, "cupy", 2 * x.nbytes, "preallocated", 0.0)
-    if gbps:
-        COPY_GBPS[shape] = gbps
+# --------------------------------------------------------------------------- timing and checks
 
-
-@pytest.mark.parametrize("impl", ["convkit", "torch"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_gpu_memory_op(benchmark, case, impl):
-    if impl == "convkit":
-        fn = _convkit_call(case)
-        output = "preallocated out=" if case.pass_ != "backward" else "allocated per call (CuPy pool)"
-    else:
-        if torch is None or not torch.cuda.is_available():
-            pytest.skip("torch without CUDA")
-        fn, output = _torch_call(case), "allocated per call (torch caching allocator)"
+def _events(impl):
+    """(start, stop) timing events on the stream the impl launches on, and their elapsed ms."""
     if impl == "torch":
-        with torch.no_grad():
-            result = benchmark.pedantic(_synchronised(fn), rounds=ROUNDS, warmup_rounds=1, iterations=1)
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        return start, stop, lambda: start.elapsed_time(stop)
+    start, stop = cp.cuda.Event(), cp.cuda.Event()
+    return start, stop, lambda: cp.cuda.get_elapsed_time(start, stop)
+
+
+def _timed(benchmark, impl, fn):
+    """pedantic rounds of one synchronised call each -> (last result, median CUDA-event ms)."""
+    start, stop, elapsed = _events(impl)
+    times = []
+
+    def call():
+        start.record()
+        result = fn()
+        stop.record()
+        stop.synchronize()
+        times.append(elapsed())
+        return result
+    result = benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    return result, float(np.median(times[WARMUP:]))
+
+
+def _check(what, result, setup):
+    """Max relative error of samples (0, BATCH-1) of result against the CPU backend's."""
+    got, want = _samples(result), setup.reference
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, reference {want.shape}"
+    if setup.exact:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+    err = float(np.max(np.abs(got.astype(np.float64) - want)) / max(float(np.max(np.abs(want))), 1e-30))
+    assert err <= RTOL, f"{what}: max relative error {err:.3g} > {RTOL:g} (NaN: not written)"
+    return err
+
+
+_copy_gbps = {}   # case name -> copy GB/s of this run (the copy runs first per case)
+
+
+@pytest.mark.parametrize("param", [(c, i) for c in CASES for i in IMPLS], ids=lambda p: f"{p[0].name}-{p[1]}")
+def test_gpu_memory(benchmark, param):
+    case, impl = param
+    setup = _setup(case)
+    err = None
+    if impl == "copy":
+        src = cp.ones(setup.nbytes // 8, dtype=cp.float32)
+        dst = cp.zeros_like(src)
+        _, ms = _timed(benchmark, impl, lambda: cp.copyto(dst, src))
+        output = "preallocated"
+    elif impl == "convkit":
+        result, ms = _timed(benchmark, impl, setup.convkit)
+        err, output = _check(f"convkit {case.name}", result, setup), setup.output
     else:
-        result = benchmark.pedantic(_synchronised(fn), rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    err = _check(case, impl, result)
-    _record(benchmark, case.op, case.pass_, case.shape, impl, case.tensors * int(np.prod(case.shape)) * 4, output,
-            err)
+        if not setup.torch:
+            pytest.skip("torch with CUDA is not installed")
+        with torch.no_grad():
+            result, ms = _timed(benchmark, impl, setup.torch)
+        err, output = _check(f"torch {case.name}", result, setup), "allocated per call (caching allocator)"
+    benchmark.group = f"gpu {case.name} batch{BATCH}"
+    gbps = setup.nbytes / ms / 1e6
+    info = benchmark.extra_info
+    info.update(op=case.op, layer=case.name, batch=BATCH, impl=impl, bytes=int(setup.nbytes), output=output,
+                median_ms=ms, gbps=gbps, max_rel_err=err,
+                device=cp.cuda.runtime.getDeviceProperties(0)["name"].decode())
+    if impl == "copy":
+        _copy_gbps[case.name] = gbps
+    elif case.name in _copy_gbps:
+        info["pct_of_copy"] = 100 * gbps / _copy_gbps[case.name]
 
 
-def report(data) -> str:
-    """Markdown table of a --benchmark-json file written by this module."""
-    rows, copy, device = {}, {}, "?"
-    for b in data.get("benchmarks", []):
-        info = b.get("extra_info", {})
-        if "gbps" not in info:
-            continue
-        device = info.get("device", device)
-        shape = "x".join(map(str, info["shape"]))
-        if info["op"] == "copy":
-            copy[shape] = info["gbps"]
-        else:
-            rows.setdefault((info["op"], info["pass"], shape), {})[info["impl"]] = info
-    out = [f"# GPU norm / relu: convkit vs PyTorch (float32, {device})", "",
-           "Bandwidth = (2 tensors forward, 3 backward) / median time; % of copy: against cupy.copyto of the "
-           "same shape. convkit forward writes into a preallocated out=.", "",
-           "| op | pass | shape | convkit ms | torch ms | convkit/torch | convkit GB/s | % of copy |",
-           "|---|---|---|--:|--:|--:|--:|--:|"]
-    for (op, pass_, shape), by_impl in rows.items():
-        ck, tv = by_impl.get("convkit"), by_impl.get("torch")
-        cells = [f"{ck['median_ms']:.3f}" if ck else "-", f"{tv['median_ms']:.3f}" if tv else "-",
-                 f"{ck['median_ms'] / tv['median_ms']:.2f}" if ck and tv else "-",
-                 f"{ck['gbps']:.0f}" if ck else "-",
-                 f"{100 * ck['gbps'] / copy[shape]:.0f}% of {copy[shape]:.0f}" if ck and shape in copy else "-"]
-        out.append(f"| {op} | {pass_} | {shape} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+# --------------------------------------------------------------------------- report
+
+def report(path):
+    """Markdown table of a --benchmark-json run: per case, ms and GB/s of each impl, % of copy."""
+    import json
+    rows = {}
+    with open(path) as f:
+        for b in json.load(f)["benchmarks"]:
+            info = b.get("extra_info", {})
+            if "gbps" in info and "layer" in info:
+                rows.setdefault(info["layer"], {})[info["impl"]] = info
+    print("| case | convkit ms | torch ms | copy ms | convkit GB/s | % of copy | torch GB/s | torch / convkit |")
+    print("|---|---|---|---|---|---|---|---|")
+    for layer, r in rows.items():
+        def cell(impl, key, spec):
+            return format(r[impl][key], spec) if impl in r and key in r[impl] else "-"
+        ratio = (format(r["torch"]["median_ms"] / r["convkit"]["median_ms"], ".2f")
+                 if "torch" in r and "convkit" in r else "-")
+        print(f"| {layer} | {cell('convkit', 'median_ms', '.3f')} | {cell('torch', 'median_ms', '.3f')} | "
+              f"{cell('copy', 'median_ms', '.3f')} | {cell('convkit', 'gbps', '.0f')} | "
+              f"{cell('convkit', 'pct_of_copy', '.0f')} | {cell('torch', 'gbps', '.0f')} | {ratio} |")
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python bench/bench_gpu_norm.py BENCHMARK.json")
-    with open(sys.argv[1]) as f:
-        sys.stdout.write(report(json.load(f)))
+if __name__ == "__main__":   # python bench/bench_gpu_norm.py /tmp/gpu_norm.json
+    import sys
+    report(sys.argv[1])
