@@ -26,6 +26,7 @@ KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 NVRTC_OPTIONS = ("-std=c++17",)
 _INCLUDE = re.compile(r'^#include "([\w.]+)"[ \t]*$', re.MULTILINE)
+_PRAGMA_ONCE = re.compile(r"^#pragma once[ \t]*$", re.MULTILINE)
 SOURCES: list["Source"] = []          # every declared source (the nvcc compile check walks it)
 
 
@@ -40,7 +41,7 @@ def read_source(filename: str, _seen=None) -> str:
         if name in seen:
             return f"// {name}: already included"
         seen.add(name)
-        return read_source(name, seen)
+        return _PRAGMA_ONCE.sub("", read_source(name, seen))   # inlined once already
     return _INCLUDE.sub(inline, text)
 
 

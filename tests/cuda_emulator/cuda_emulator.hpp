@@ -6,7 +6,8 @@
 // parameter types (so Python can check every launch argument) and a launch function.
 //
 // Model: blocks run one after another on the calling thread. Each CUDA thread of a block is
-// a fiber (ucontext; stacks allocated once and reused); __syncthreads() yields to a
+// a fiber (stacks allocated once and reused; on x86-64 a 16-instruction register switch, else
+// ucontext, whose signal-mask system calls make it ~100x slower); __syncthreads() yields to a
 // scheduler that releases the barrier once every live thread of the block waits at it, and
 // reports threads waiting at different barriers ("divergent __syncthreads"; a barrier is its
 // call site, told apart by __COUNTER__, even two on one line). Shuffles are two
@@ -74,8 +75,69 @@ enum WaitKind : int { RUNNING = 0, BARRIER = 1, SHUFFLE_WRITE = 2, SHUFFLE_READ 
 constexpr int kStackBytes = 64 * 1024;
 constexpr int kMaxThreads = 1024;
 
+void fiber_main();
+
+#if defined(__x86_64__)
+// Saves the callee-saved registers on the current stack, stores the stack pointer in *from,
+// switches to the stack `to` and restores them from there. (The FP control words are not
+// switched: kernels never change them, so all fibers share the host thread's.)
+extern "C" void ck_emu_switch(void** from, void* to);
+asm(R"(
+    .text
+    .p2align 4
+    .hidden ck_emu_switch
+    .globl ck_emu_switch
+    .type ck_emu_switch, @function
+ck_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size ck_emu_switch, .-ck_emu_switch
+)");
+
+struct Context { void* sp = nullptr; };
+
+inline void switch_context(Context& from, Context& to) { ck_emu_switch(&from.sp, to.sp); }
+
+// A stack that ck_emu_switch "returns" into fiber_main from: six registers, then fiber_main's
+// address in the return slot (16-byte aligned, as a call would leave it).
+inline void start_context(Context& c, unsigned char* stack, std::size_t bytes) {
+    auto top = reinterpret_cast<std::uintptr_t>(stack + bytes) & ~std::uintptr_t(15);
+    auto* slot = reinterpret_cast<std::uint64_t*>(top - 16);       // return address slot
+    slot[0] = reinterpret_cast<std::uint64_t>(&fiber_main);
+    slot[1] = 0;
+    std::uint64_t* sp = slot - 6;                                  // r15 r14 r13 r12 rbx rbp
+    for (int i = 0; i < 6; ++i) sp[i] = 0;
+    c.sp = sp;
+}
+#else
+struct Context { ucontext_t uc; };
+
+inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+
+inline void start_context(Context& c, unsigned char* stack, std::size_t bytes) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, fiber_main, 0);
+}
+#endif
+
 struct Fiber {
-    ucontext_t context;
+    Context context;
     unsigned char* stack = nullptr;   // kStackBytes usable, a guard page below
     int kind = RUNNING;
     int site = 0;                      // which barrier (a __COUNTER__ value per call site)
@@ -91,7 +153,7 @@ struct State {
     bool barrier_seen = false;         // some thread of the current block reached a barrier/shuffle
     int current = 0;                   // linear index of the running thread (fiber mode)
     std::vector<Fiber> fibers;
-    ucontext_t scheduler;
+    Context scheduler;
     unsigned long long shuffle_slots[kMaxThreads];
     void (*body)(void*) = nullptr;     // runs the kernel for the current thread
     void* body_arg = nullptr;
@@ -118,17 +180,22 @@ void wait_at(int kind, int site, int line) {
     f.kind = kind;
     f.site = site;
     f.line = line;
-    swapcontext(&f.context, &g.scheduler);
+    switch_context(f.context, g.scheduler);
 }
 
-void fiber_entry() {
+// The first function of every fiber: runs the thread, then hands back to the scheduler for good.
+void fiber_main() {
     try {
         g.body(g.body_arg);
     } catch (const std::exception& e) {
         if (g.fiber_error.empty()) g.fiber_error = e.what();
+    } catch (...) {
+        if (g.fiber_error.empty()) g.fiber_error = "unknown exception in a kernel thread";
     }
-    g.fibers[g.current].kind = DONE;
-    // returning resumes uc_link (the scheduler)
+    Fiber& f = g.fibers[g.current];
+    f.kind = DONE;
+    switch_context(f.context, g.scheduler);   // never resumed
+    std::abort();
 }
 
 void ensure_fibers(int n) {
@@ -155,11 +222,7 @@ void run_block_fibers(int nthreads) {
         Fiber& f = g.fibers[t];
         f.index = uint3{unsigned(t % bd.x), unsigned(t / bd.x % bd.y), unsigned(t / (bd.x * bd.y))};
         f.kind = RUNNING;
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = f.stack;
-        f.context.uc_stack.ss_size = kStackBytes;
-        f.context.uc_link = &g.scheduler;
-        makecontext(&f.context, fiber_entry, 0);
+        start_context(f.context, f.stack, kStackBytes);
     }
     g.fibers_on = true;
     for (;;) {
@@ -169,7 +232,7 @@ void run_block_fibers(int nthreads) {
             f.kind = RUNNING;
             g.current = t;
             g.thread_idx = f.index;
-            swapcontext(&g.scheduler, &f.context);
+            switch_context(g.scheduler, f.context);
             if (!g.fiber_error.empty()) {
                 std::string e = g.fiber_error;
                 g.fiber_error.clear();
