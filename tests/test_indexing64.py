@@ -41,8 +41,9 @@ def _mem_available() -> int:
 def _require_memory(needed: int) -> None:
     available = _mem_available()
     if available < needed:
+        have = f"this machine has {available / 2**30:.1f} GiB" if available else "MemAvailable is unknown"
         pytest.skip(f"needs {needed / 2**30:.1f} GiB of MemAvailable for a {SIDE}x{SIDE} float32 "
-                    f"input (> 2**31 elements); this machine has {available / 2**30:.1f} GiB")
+                    f"input (> 2**31 elements); {have}")
 
 
 def _flat_to_window(flat: int) -> tuple:
@@ -104,9 +105,9 @@ def _windows(x, kernel, stride, pad, fill):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, kernel, stride, pad", [
-    ((1, 1, 40, 30011), (3, 3), (1, 1), (1, 1)),     # one plane, rows over several tasks
-    ((2, 5, 13, 90001), (2, 3), (2, 3), (1, 0)),     # more planes than tasks, each still cut in rows
-    ((1, 2, 7, 300007), (7, 2), (1, 2), (3, 1)),     # a window taller than a row block
+    ((1, 1, 40, 30011), (3, 3), (1, 1), (1, 1)),     # one plane: blocks of rows over the threads
+    ((2, 5, 13, 90001), (2, 3), (2, 3), (1, 0)),     # 10 planes (whole planes for 2 threads) cut by the bound
+    ((1, 2, 7, 300007), (7, 2), (1, 2), (3, 1)),     # 7 rows exceed the bound: one output row per task
 ])
 def test_wide_planes_split_into_row_blocks(rng, dtype, shape, kernel, stride, pad):
     x = rng.standard_normal(shape).astype(dtype)
