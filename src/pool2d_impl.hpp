@@ -140,16 +140,21 @@ void add_run(T* __restrict acc, const T* __restrict v, index_t n) {
 // image, every plane's padded rows rounded up to plane_rows, a multiple of sh, so that plane g
 // owns the tall output rows [g*plane_rows/sh, ...) (the extra rows between planes are
 // computed and dropped); small planes thus share long runs. With fewer planes than
-// 4 x threads, a task is instead a block of `rows` output rows of one plane.
+// 4 x threads, a task is instead a block of `rows` output rows of one plane. Huge planes
+// are cut into blocks of rows too, so that a thread's phase buffer stays a few MiB instead
+// of a share of the plane (a 2**31-element plane would otherwise need GiBs of copies).
 struct ForwardTasks {
     index_t rows, blocks;          // output rows per task, tasks per plane
     index_t group, plane_rows;     // planes per task, buffer rows per plane
     index_t count;                 // tasks
 
     ForwardTasks(const Pool2dSizes& s, int nt, index_t width) {
-        constexpr index_t kGroupValues = 8192;   // phase buffer of a group: about L1-sized
+        constexpr index_t kGroupValues = 8192;        // phase buffer of a group: about L1-sized
+        constexpr index_t kMaxBufferValues = 1 << 20; // phase buffer of one task: at most ~ this
         const index_t want = 4 * static_cast<index_t>(nt);
         rows = s.planes >= want ? s.oh : ceil_div(s.oh, std::min(s.oh, ceil_div(want, s.planes)));
+        const index_t rows_fit = (kMaxBufferValues / width - (s.kh - 1) * s.dil_h - 1) / s.stride_h + 1;
+        rows = std::min(rows, std::max<index_t>(1, rows_fit));
         blocks = ceil_div(s.oh, rows);
         plane_rows = round_up(rows_read(s, rows), s.stride_h);
         group = blocks > 1 ? 1 : std::max<index_t>(1, std::min(kGroupValues / (plane_rows * width), s.planes / want));
