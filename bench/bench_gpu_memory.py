@@ -5,30 +5,39 @@ What it measures, at batch 128, float32, per case (a layer shape and one op):
                           3/2 pad 1 on 64x112x112 (also with indices, and its backward)
     max_unpool2d          2x2/2 of a 64x56x56 map into 112x112 (SegNet decoder), and backward
     upsample2d            2x nearest and bilinear of a 64x56x56 map (FCN / U-Net decoders), and backward
+    batch_norm            eval / train forward, train backward: ResNet-18 bn1 (64x112x112),
+                          layer3 (256x14x14)
+    local_response_norm   forward, backward (size 5, alpha 1e-4, beta 0.75, k 1): CaffeNet norm1
+                          (96x55x55), norm2 (256x27x27)
+    relu                  forward, backward: CaffeNet relu1 (96x55x55)
 convkit / torch / copy side by side in one run on the same device arrays. Each call runs
 between two CUDA events on the stream of its library and is synchronised; extra_info gets
 the median of ROUNDS calls (after WARMUP) as median_ms, and GB/s = bytes / median, where bytes
-counts what the op must move once (inputs read + outputs written; indices 8 bytes each).
+counts what the op must move once (inputs read + outputs written; indices 8 bytes each; the
+per-channel vectors of batch norm are negligible). BN training reads x twice (its statistics,
+then the output: a 1/3 surcharge for the forward, as in PyTorch) -- the GB/s still count it once.
 "copy" is the bandwidth baseline: cupy.copyto between two preallocated device arrays of
 bytes / 2 each (half read, half written), so pct_of_copy = GB/s / copy GB/s of the same case
 (issue 7 targets >= 70% of copy and not slower than torch).
 Output memory: convkit forward ops write into a preallocated `out=` (NaN-filled first, so an
 element the kernel skips fails the check); indices and backward results are allocated per call
 from CuPy's memory pool, as torch allocates everything from its caching allocator.
+Inputs are drawn on the host (NumPy, seeded by the case name) and copied to the device.
 After timing, the last result is checked on the first and last sample against convkit's CPU
-backend (float32): maxima, indices and copies exactly, sums to RTOL relative error.
+backend (float32): maxima, indices and copies exactly, sums to RTOL relative error (batch-norm
+training and backward against the whole batch on the CPU, since their statistics span it).
 Skips without CuPy and a CUDA device (the test emulator does not count); torch without CUDA:
 its column skips.
 
-Adding an op (the norm family adds batch_norm / LRN / relu here): write a
-`_setup_<op>(case) -> Setup` (device inputs, the convkit and torch calls, the bytes, a
-reference on the checked samples), register it in SETUPS, and add its Case rows.
+Adding an op: write a `_setup_<op>(case) -> Setup` (device inputs, the convkit and torch calls,
+the bytes, a reference on the checked samples), register it in SETUPS, and add its Case rows.
 
 Run:    python -m pytest bench/bench_gpu_memory.py --benchmark-only \\
             --benchmark-json=/tmp/gpu_memory.json -p no:cacheprovider      (GPU machine)
-        add  -k resnet18 | -k unpool | -k "upsample and not backward"
+        add  -k resnet18 | -k unpool | -k "upsample and not backward" | -k batch_norm | -k lrn | -k relu
 Report: python bench/bench_gpu_memory.py /tmp/gpu_memory.json
-Test:   python -m pytest tests/test_max_pool.py tests/test_max_unpool.py tests/test_upsample.py
+Test:   python -m pytest tests/test_max_pool.py tests/test_max_unpool.py tests/test_upsample.py \\
+            tests/test_batch_norm.py tests/test_lrn.py tests/test_activation.py
 """
 from __future__ import annotations
 
@@ -61,6 +70,8 @@ BATCH = 128
 ROUNDS = 20
 WARMUP = 3                             # the first call compiles the kernels (NVRTC, then cached)
 RTOL = 1e-4
+EPS = 1e-5
+LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
 
 
 @dataclass(frozen=True)
@@ -103,17 +114,36 @@ CASES = (
     Case("decoder.nearest2x.backward", "upsample2d_backward", 64, 56, 56, ("nearest", None)),
     Case("decoder.bilinear2x", "upsample2d", 64, 56, 56, ("bilinear", False)),
     Case("decoder.bilinear2x.backward", "upsample2d_backward", 64, 56, 56, ("bilinear", False)),
+    Case("resnet18.bn1.eval", "batch_norm_eval", 64, 112, 112),
+    Case("resnet18.bn1.train", "batch_norm_train", 64, 112, 112),
+    Case("resnet18.bn1.backward", "batch_norm_backward", 64, 112, 112),
+    Case("resnet18.layer3.bn.eval", "batch_norm_eval", 256, 14, 14),
+    Case("resnet18.layer3.bn.train", "batch_norm_train", 256, 14, 14),
+    Case("resnet18.layer3.bn.backward", "batch_norm_backward", 256, 14, 14),
+    Case("alexnet_caffe.norm1", "lrn", 96, 55, 55),
+    Case("alexnet_caffe.norm1.backward", "lrn_backward", 96, 55, 55),
+    Case("alexnet_caffe.norm2", "lrn", 256, 27, 27),
+    Case("alexnet_caffe.norm2.backward", "lrn_backward", 256, 27, 27),
+    Case("alexnet_caffe.relu1", "relu", 96, 55, 55),
+    Case("alexnet_caffe.relu1.backward", "relu_backward", 96, 55, 55),
 )
 
 
 # --------------------------------------------------------------------------- data
 
-def _rng(case):
-    return cp.random.default_rng(zlib.crc32(case.name.encode()))
+def _host_rng(case, salt=0):
+    return np.random.default_rng(zlib.crc32(case.name.encode()) + salt)
 
 
-def _normal(rng, shape):
-    return rng.standard_normal(shape, dtype=cp.float32)
+def _normal(case, shape, salt=0):
+    """Normal float32 values on the device, seeded by the case and salt (drawn on the host)."""
+    return cp.asarray(_host_rng(case, salt).standard_normal(shape, dtype=np.float32))
+
+
+def _channel_params(case):
+    """weight, bias, running_mean, running_var (C,) on the device."""
+    w, b, rm = (_normal(case, (case.c,), salt) for salt in (1, 2, 3))
+    return w, b, rm, abs(_normal(case, (case.c,), 4)) + np.float32(0.5)
 
 
 def _samples(a):
@@ -136,18 +166,22 @@ def _nan_out(shape):
     return cp.full(shape, cp.nan, dtype=cp.float32)
 
 
+def _host(*arrays):
+    return [cp.asnumpy(a) for a in arrays]
+
+
 def _unpool_indices(case):
     """Indices of a 2x2/2 max pooling of a (2h, 2w) map: one random position per window."""
-    rng = _rng(case)
-    rows = 2 * cp.arange(case.h)[:, None] + rng.integers(0, 2, case.shape)
-    cols = 2 * cp.arange(case.w) + rng.integers(0, 2, case.shape)
-    return (rows * 2 * case.w + cols).astype(cp.int64)
+    rng = _host_rng(case, 6)
+    rows = 2 * np.arange(case.h)[:, None] + rng.integers(0, 2, case.shape)
+    cols = 2 * np.arange(case.w) + rng.integers(0, 2, case.shape)
+    return cp.asarray(rows * 2 * case.w + cols, dtype=cp.int64)
 
 
-# --------------------------------------------------------------------------- one setup per op
+# --------------------------------------------------------------------------- one setup per op: pool family
 
 def _setup_max_pool2d(case, with_indices=False):
-    x = _normal(_rng(case), case.shape)
+    x = _normal(case, case.shape)
     y = convkit.max_pool2d(x, *case.params)
     out = _nan_out(y.shape)
     tx = _tensor(x)
@@ -159,10 +193,9 @@ def _setup_max_pool2d(case, with_indices=False):
 
 
 def _setup_max_pool2d_backward(case):
-    rng = _rng(case)
-    x = _normal(rng, case.shape)
+    x = _normal(case, case.shape)
     y, idx = convkit.max_pool2d(x, *case.params, return_indices=True)
-    gy = _normal(rng, y.shape)
+    gy = _normal(case, y.shape, 5)
     tx, tgy, tidx = _tensor(x), _tensor(gy), _tensor(idx)
     k, s, p = ([v] * 2 for v in case.params)
     return Setup(lambda: convkit.max_pool2d_backward(gy, idx, x.shape),
@@ -174,7 +207,7 @@ def _setup_max_pool2d_backward(case):
 
 
 def _setup_max_unpool2d(case):
-    x, idx = _normal(_rng(case), case.shape), _unpool_indices(case)
+    x, idx = _normal(case, case.shape), _unpool_indices(case)
     out = _nan_out(case.shape[:2] + (2 * case.h, 2 * case.w))
     tx, tidx = _tensor(x), _tensor(idx)
     return Setup(lambda: convkit.max_unpool2d(x, idx, 2, out=out),
@@ -185,7 +218,7 @@ def _setup_max_unpool2d(case):
 
 def _setup_max_unpool2d_backward(case):
     idx = _unpool_indices(case)
-    gy = _normal(_rng(case), case.shape[:2] + (2 * case.h, 2 * case.w))
+    gy = _normal(case, case.shape[:2] + (2 * case.h, 2 * case.w), 5)
     tgy, tidx = _tensor(gy), _tensor(idx)
     return Setup(lambda: convkit.max_unpool2d_backward(gy, idx),
                  _if_torch(lambda: torch.gather(tgy.flatten(2), 2, tidx.flatten(2)).view_as(tidx)),
@@ -195,7 +228,7 @@ def _setup_max_unpool2d_backward(case):
 
 def _setup_upsample2d(case):
     mode, align = case.params
-    x = _normal(_rng(case), case.shape)
+    x = _normal(case, case.shape)
     out = _nan_out(case.shape[:2] + (2 * case.h, 2 * case.w))
     tx = _tensor(x)
     return Setup(lambda: convkit.upsample2d(x, 2, mode=mode, align_corners=align, out=out),
@@ -206,7 +239,7 @@ def _setup_upsample2d(case):
 
 def _setup_upsample2d_backward(case):
     mode, align = case.params
-    gy = _normal(_rng(case), case.shape[:2] + (2 * case.h, 2 * case.w))
+    gy = _normal(case, case.shape[:2] + (2 * case.h, 2 * case.w), 5)
     tgy = _tensor(gy)
     sizes = ([2 * case.h, 2 * case.w], list(case.shape))
 
@@ -220,6 +253,77 @@ def _setup_upsample2d_backward(case):
                  "allocated per call", exact=False)
 
 
+# --------------------------------------------------------------------------- norm and dense families
+
+def _setup_batch_norm_eval(case):
+    x, (w, b, rm, rv) = _normal(case, case.shape), _channel_params(case)
+    out, t = _nan_out(case.shape), [_tensor(a) for a in (x, w, b, rm, rv)]
+    return Setup(lambda: convkit.batch_norm(x, rm, rv, w, b, eps=EPS, out=out),
+                 _if_torch(lambda: F.batch_norm(t[0], t[3], t[4], t[1], t[2], False, 0.1, EPS)),
+                 2 * x.nbytes, convkit.batch_norm(_samples(x), *_host(rm, rv, w, b), eps=EPS),
+                 "preallocated out=", exact=False)
+
+
+def _setup_batch_norm_train(case):
+    x, (w, b, rm, rv) = _normal(case, case.shape), _channel_params(case)
+    out, t = _nan_out(case.shape), [_tensor(a) for a in (x, w, b, rm.copy(), rv.copy())]
+    h = _host(x, rm, rv, w, b)
+    want = convkit.batch_norm(h[0], h[1], h[2], *h[3:], True, 0.1, EPS)[::BATCH - 1]
+    return Setup(lambda: convkit.batch_norm(x, rm, rv, w, b, True, 0.1, EPS, out=out),
+                 _if_torch(lambda: F.batch_norm(t[0], t[3], t[4], t[1], t[2], True, 0.1, EPS)),
+                 2 * x.nbytes, want, "preallocated out= (running stats updated in place)", exact=False)
+
+
+def _setup_batch_norm_backward(case):
+    x, gy, (w, b, rm, rv) = _normal(case, case.shape), _normal(case, case.shape, 5), _channel_params(case)
+    t = [_tensor(a) for a in (x, gy, w, b)]
+    hx, hgy, hw = _host(x, gy, w)
+    want = convkit.batch_norm_backward(hgy, hx, None, None, hw, True, EPS)[0][::BATCH - 1]
+
+    # torch gets the batch statistics its forward saved; convkit's stateless backward recomputes them
+    saved = torch.ops.aten.native_batch_norm(t[0], t[2], t[3], None, None, True, 0.1, EPS)[1:] if TORCH_CUDA else ()
+    torch_backward = _if_torch(lambda: torch.ops.aten.native_batch_norm_backward(
+        t[1], t[0], t[2], None, None, *saved, True, EPS, [True, True, True])[0])
+    return Setup(lambda: convkit.batch_norm_backward(gy, x, rm, rv, w, True, EPS)[0], torch_backward,
+                 3 * x.nbytes, want, "allocated per call (statistics recomputed from x)", exact=False)
+
+
+def _setup_lrn(case):
+    x = _normal(case, case.shape)
+    out, tx = _nan_out(case.shape), _tensor(x)
+    return Setup(lambda: convkit.local_response_norm(x, **LRN, out=out),
+                 _if_torch(lambda: F.local_response_norm(tx, **LRN)), 2 * x.nbytes,
+                 convkit.local_response_norm(_samples(x), **LRN), "preallocated out=", exact=False)
+
+
+def _setup_lrn_backward(case):
+    x, gy = _normal(case, case.shape), _normal(case, case.shape, 5)
+    tx, tgy, torch_backward = _tensor(x), _tensor(gy), None
+    if TORCH_CUDA:   # autograd through the saved graph of one forward (PyTorch has no LRN backward op)
+        xg = tx.detach().requires_grad_()
+        with torch.enable_grad():
+            y = F.local_response_norm(xg, **LRN)
+        torch_backward = lambda: torch.autograd.grad(y, xg, tgy, retain_graph=True)[0]  # noqa: E731
+    return Setup(lambda: convkit.local_response_norm_backward(gy, x, **LRN), torch_backward,
+                 3 * x.nbytes, convkit.local_response_norm_backward(_samples(gy), _samples(x), **LRN),
+                 "allocated per call (+ one scratch tensor)", exact=False)
+
+
+def _setup_relu(case):
+    x = _normal(case, case.shape)
+    out, tx = _nan_out(case.shape), _tensor(x)
+    return Setup(lambda: convkit.relu(x, out=out), _if_torch(lambda: torch.relu(tx)), 2 * x.nbytes,
+                 convkit.relu(_samples(x)), "preallocated out=")
+
+
+def _setup_relu_backward(case):
+    x, gy = _normal(case, case.shape), _normal(case, case.shape, 5)
+    tx, tgy = _tensor(x), _tensor(gy)
+    return Setup(lambda: convkit.relu_backward(gy, x),
+                 _if_torch(lambda: torch.ops.aten.threshold_backward(tgy, tx, 0)), 3 * x.nbytes,
+                 convkit.relu_backward(_samples(gy), _samples(x)), "allocated per call")
+
+
 SETUPS = {
     "max_pool2d": _setup_max_pool2d,
     "max_pool2d_indices": functools.partial(_setup_max_pool2d, with_indices=True),
@@ -228,6 +332,13 @@ SETUPS = {
     "max_unpool2d_backward": _setup_max_unpool2d_backward,
     "upsample2d": _setup_upsample2d,
     "upsample2d_backward": _setup_upsample2d_backward,
+    "batch_norm_eval": _setup_batch_norm_eval,
+    "batch_norm_train": _setup_batch_norm_train,
+    "batch_norm_backward": _setup_batch_norm_backward,
+    "lrn": _setup_lrn,
+    "lrn_backward": _setup_lrn_backward,
+    "relu": _setup_relu,
+    "relu_backward": _setup_relu_backward,
 }
 
 
@@ -317,10 +428,11 @@ def report(path):
     """Markdown table of a --benchmark-json run: per case, ms and GB/s of each impl, % of copy."""
     import json
     rows = {}
-    for b in json.load(open(path))["benchmarks"]:
-        info = b.get("extra_info", {})
-        if "gbps" in info and "layer" in info:
-            rows.setdefault(info["layer"], {})[info["impl"]] = info
+    with open(path) as f:
+        for b in json.load(f)["benchmarks"]:
+            info = b.get("extra_info", {})
+            if "gbps" in info and "layer" in info:
+                rows.setdefault(info["layer"], {})[info["impl"]] = info
     print("| case | convkit ms | torch ms | copy ms | convkit GB/s | % of copy | torch GB/s | torch / convkit |")
     print("|---|---|---|---|---|---|---|---|")
     for layer, r in rows.items():

@@ -2,7 +2,7 @@
 
 Two kernel sets: the implicit-GEMM conv2d kernels (any conv) and the direct depthwise
 kernels (src/depthwise_impl.hpp), chosen per call by `_shapes.is_depthwise`. The transposed
-convolution (convkit/cpu/transpose.py) runs on these functions with input and output swapped.
+convolution (convkit/ops/transpose.py) runs on these functions with input and output swapped.
 """
 from __future__ import annotations
 

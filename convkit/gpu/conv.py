@@ -5,7 +5,7 @@ chosen per call by `_shapes.is_depthwise` -- the rule convkit/cpu/conv.py applie
 Same functions, signatures and results as convkit/cpu/conv.py, on cupy arrays. Two versions
 of the GEMM-path kernels (see the top of conv2d.cu): v2 (tiled, the default) and v1 (one
 thread per output, the plain port); `kernel_version(1)` switches to v1 for tests and the
-benchmark. The transposed convolution (convkit/gpu/transpose.py) and linear
+benchmark. The transposed convolution (convkit/ops/transpose.py) and linear
 (convkit/gpu/linear.py) run on these functions.
 
 Test: python -m pytest tests/test_conv2d.py tests/test_depthwise.py   Bench: bench/bench_gpu_conv.py
@@ -75,6 +75,19 @@ def _elementwise(source, name, count, args, dtype):
     source.kernel(name, dtype)(blocks_for(count, THREADS), THREADS, args)
 
 
+def _launch_pass(kernels, g, result, args, gemm_columns, gemm_rows):
+    """One forward / backward-data pass into `result` on its kernel, per the rule of the top:
+    kernels = (depthwise direct, v1 one-thread-per-element, v2 GEMM) names; the v2 GEMM has
+    gemm_rows = the group's result channels and gemm_columns = N * result pixels."""
+    depthwise, v1, gemm = kernels
+    if is_depthwise(g):
+        _elementwise(_DEPTHWISE, depthwise, result.size, args, result.dtype)
+    elif _version == 1:
+        _elementwise(_CONV, v1, result.size, args, result.dtype)
+    else:
+        _CONV.kernel(gemm, result.dtype)(_gemm_grid(gemm_columns, gemm_rows, g.groups), GEMM_THREADS, args)
+
+
 def _bias_args(bias, like) -> tuple:
     """(bias array, has_bias flag): an empty array stands in for "no bias" (never read)."""
     if bias is None:
@@ -90,14 +103,9 @@ def conv2d_forward(x, weight, bias, g, out=None):
     y = empty(g.out_shape, x) if out is None else out
     if y.size == 0:
         return y
-    args = (y.reshape(-1), flat(x), flat(weight), *_bias_args(bias, x), *_sizes(g))
-    if is_depthwise(g):
-        _elementwise(_DEPTHWISE, "depthwise_conv2d_forward", y.size, args, y.dtype)
-    elif _version == 1:
-        _elementwise(_CONV, "conv2d_forward_v1", y.size, args, y.dtype)
-    else:
-        grid = _gemm_grid(g.n * g.out_size[0] * g.out_size[1], g.c_out // g.groups, g.groups)
-        _CONV.kernel("conv2d_forward", y.dtype)(grid, GEMM_THREADS, args)
+    _launch_pass(("depthwise_conv2d_forward", "conv2d_forward_v1", "conv2d_forward"), g, y,
+                 (y.reshape(-1), flat(x), flat(weight), *_bias_args(bias, x), *_sizes(g)),
+                 g.n * g.out_size[0] * g.out_size[1], g.c_out // g.groups)
     return y
 
 
@@ -106,14 +114,9 @@ def conv2d_backward_data(grad_out, weight, g, out=None):
     gx = empty(g.in_shape, grad_out) if out is None else out
     if gx.size == 0:
         return gx
-    args = (gx.reshape(-1), flat(grad_out), flat(weight), *_sizes(g))
-    if is_depthwise(g):
-        _elementwise(_DEPTHWISE, "depthwise_conv2d_backward_data", gx.size, args, gx.dtype)
-    elif _version == 1:
-        _elementwise(_CONV, "conv2d_backward_data_v1", gx.size, args, gx.dtype)
-    else:
-        grid = _gemm_grid(g.n * g.in_size[0] * g.in_size[1], g.c_in // g.groups, g.groups)
-        _CONV.kernel("conv2d_backward_data", gx.dtype)(grid, GEMM_THREADS, args)
+    _launch_pass(("depthwise_conv2d_backward_data", "conv2d_backward_data_v1", "conv2d_backward_data"), g, gx,
+                 (gx.reshape(-1), flat(grad_out), flat(weight), *_sizes(g)),
+                 g.n * g.in_size[0] * g.in_size[1], g.c_in // g.groups)
     return gx
 
 

@@ -32,13 +32,13 @@
 //     128 x 128 tiles with 8 x 8 micro-tiles and float4 shared loads (4 FMAs per load).
 // Resource usage (nvcc 13 --resource-usage, sm_90, float / double):
 //   v2 conv2d_forward                 128 / 128 registers (__launch_bounds__(256, 2): 2 blocks per SM),
-//                                     spills 8 / 192 B, static smem 8256 / 16512 B
-//   v2 conv2d_backward_data           128 / 128 registers, spills 84 / 196 B, smem 8256 / 16512 B
+//                                     spills 8 / 184 B, static smem 8256 / 16512 B
+//   v2 conv2d_backward_data           128 / 128 registers, spills 92 / 200 B, smem 8256 / 16512 B
 //   v2 conv2d_backward_weight         128 / 128 registers, spills 56 / 228 B, smem 8256 / 16512 B
 //      (uncapped, the three used 152-168 registers: 1 block = 8 warps per SM; a few spilled
 //      per-tile indices cost less than half the occupancy -- to be measured, issue 7)
 //   conv2d_backward_weight_reduce     31 / 32 registers
-//   v1 forward / backward_data / backward_weight   64 / 70 / 64 registers (float), no smem, no spills
+//   v1 forward / backward_data / backward_weight   64 / 60 / 64 registers (float), no smem, no spills
 #include "common.cuh"
 #include "conv_common.cuh"
 #include "gemm_tile.cuh"
@@ -188,6 +188,28 @@ struct BackwardWeightOperands {
 // Launch: block GEMM_THREADS; grid (column tiles, row tiles, groups [x splits]); any grid
 // smaller than that is covered by the grid-stride tile loops.
 
+// Epilogue of the forward and backward-data tiles, whose GEMM rows are the channels of group g
+// and whose columns are (image, pixel) of an NCHW result dst (`channels` channels, planes of
+// `plane` pixels, cols = N * plane columns): thread (tx, ty) writes its 4 x 4 micro-tile, rows
+// row0 + ty + 16i (channel g * rows + row), columns col0 + tx + 16j, plus bias[channel] when
+// bias is not null; rows >= `rows` (the group's channel count) and columns >= cols are skipped.
+template <typename T>
+__device__ __forceinline__ void store_nchw_tile(T* dst, const T (&acc)[4][4], const T* bias, index_t g, index_t rows,
+                                                index_t channels, index_t plane, index_t cols, index_t row0,
+                                                index_t col0) {
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    for (int j = 0; j < 4; ++j) {
+        const index_t col = col0 + tx + 16 * j;
+        if (col >= cols) continue;
+        const index_t img = col / plane, pix = col % plane;
+        for (int i = 0; i < 4; ++i) {
+            const index_t c = g * rows + row0 + ty + 16 * i;
+            if (c >= (g + 1) * rows) continue;
+            dst[(img * channels + c) * plane + pix] = acc[i][j] + (bias ? bias[c] : T(0));
+        }
+    }
+}
+
 // out (N, C_out, OH, OW) = conv(x (N, C_in, H, W), weight (C_out, Cig, KH, KW)) [+ bias (C_out,)]
 template <typename T>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) conv2d_forward(T* out, const T* x, const T* weight, const T* bias, int has_bias,
@@ -195,22 +217,12 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv2d_forward(T* out, const 
     const ConvSizes s = CK_CONV_SIZES;
     __shared__ GemmSmem<T> smem;
     const index_t cols = s.n * s.ohw, steps = ceil_div(s.cig * s.khw, GEMM_BK);
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     CK_TILE_LOOP(g, s.groups, z) CK_TILE_LOOP(rt, ceil_div(s.cog, GEMM_BM), y) CK_TILE_LOOP(ct, ceil_div(cols, GEMM_BN), x) {
         ForwardOperands<T> operands(s, x, weight, g, rt * GEMM_BM, ct * GEMM_BN);
         T acc[4][4];
         zero_tile(acc);
         gemm_tile_accumulate(operands, steps, smem, acc);
-        for (int j = 0; j < 4; ++j) {
-            const index_t col = ct * GEMM_BN + tx + 16 * j;
-            if (col >= cols) continue;
-            const index_t img = col / s.ohw, pix = col % s.ohw;
-            for (int i = 0; i < 4; ++i) {
-                const index_t co = g * s.cog + rt * GEMM_BM + ty + 16 * i;
-                if (co >= (g + 1) * s.cog) continue;
-                out[(img * s.c_out + co) * s.ohw + pix] = acc[i][j] + (has_bias ? bias[co] : T(0));
-            }
-        }
+        store_nchw_tile(out, acc, has_bias ? bias : nullptr, g, s.cog, s.c_out, s.ohw, cols, rt * GEMM_BM, ct * GEMM_BN);
     }
 }
 
@@ -220,21 +232,12 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv2d_backward_data(T* grad_
     const ConvSizes s = CK_CONV_SIZES;
     __shared__ GemmSmem<T> smem;
     const index_t cols = s.n * s.hw, steps = ceil_div(s.cog * s.khw, GEMM_BK);
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     CK_TILE_LOOP(g, s.groups, z) CK_TILE_LOOP(rt, ceil_div(s.cig, GEMM_BM), y) CK_TILE_LOOP(ct, ceil_div(cols, GEMM_BN), x) {
         BackwardDataOperands<T> operands(s, grad_out, weight, g, rt * GEMM_BM, ct * GEMM_BN);
         T acc[4][4];
         zero_tile(acc);
         gemm_tile_accumulate(operands, steps, smem, acc);
-        for (int j = 0; j < 4; ++j) {
-            const index_t col = ct * GEMM_BN + tx + 16 * j;
-            if (col >= cols) continue;
-            const index_t img = col / s.hw, pix = col % s.hw;
-            for (int i = 0; i < 4; ++i) {
-                const index_t c = rt * GEMM_BM + ty + 16 * i;
-                if (c < s.cig) grad_x[(img * s.c_in + g * s.cig + c) * s.hw + pix] = acc[i][j];
-            }
-        }
+        store_nchw_tile(grad_x, acc, (const T*)nullptr, g, s.cig, s.c_in, s.hw, cols, rt * GEMM_BM, ct * GEMM_BN);
     }
 }
 
@@ -307,23 +310,7 @@ __global__ void conv2d_backward_data_v1(T* grad_x, const T* grad_out, const T* w
     const ConvSizes s = CK_CONV_SIZES;
     CK_GRID_STRIDE_LOOP(i, s.n * s.c_in * s.hw) {
         const index_t pix = i % s.hw, ci = (i / s.hw) % s.c_in, img = i / (s.hw * s.c_in);
-        const index_t ih = pix / s.w, iw = pix % s.w, g = ci / s.cig, c = ci % s.cig;
-        T acc = T(0);
-        for (index_t m = 0; m < s.cog; ++m) {
-            const index_t co = g * s.cog + m;
-            const T* plane = grad_out + (img * s.c_out + co) * s.ohw;
-            const T* taps = weight + (co * s.cig + c) * s.khw;
-            for (index_t r = 0; r < s.kh; ++r) {
-                index_t oh;
-                if (!stride_multiple(ih + s.pad_h - r * s.dil_h, s.stride_h, oh) || oh >= s.oh) continue;
-                for (index_t q = 0; q < s.kw; ++q) {
-                    index_t ow;
-                    if (stride_multiple(iw + s.pad_w - q * s.dil_w, s.stride_w, ow) && ow < s.ow)
-                        acc += plane[oh * s.ow + ow] * taps[r * s.kw + q];
-                }
-            }
-        }
-        grad_x[i] = acc;
+        grad_x[i] = gather_grad_x(grad_out, weight, s, img, ci / s.cig, ci % s.cig, pix / s.w, pix % s.w);
     }
 }
 

@@ -1,5 +1,6 @@
-// Shared by conv2d.cu and depthwise.cu: the conv sizes every conv kernel receives, and
-// mixed-radix counters that step a flat index through (hi, mid, lo) digits without dividing.
+// Shared by conv2d.cu and depthwise.cu: the conv sizes every conv kernel receives, mixed-radix
+// counters that step a flat index through (hi, mid, lo) digits without dividing, and the
+// one-element backward-data gather of the direct kernels.
 #pragma once
 #include "common.cuh"
 
@@ -66,4 +67,30 @@ __device__ inline bool stride_multiple(index_t t, index_t stride, index_t& q) {
     if (stride == 1) { q = t; return t >= 0; }
     q = t / stride;
     return t >= 0 && q * stride == t;
+}
+
+// grad_x[img, g * Cig + c, ih, iw] of a conv, as a GATHER in a fixed order: over the group's
+// output channels co = g * Cog + m and the taps (r, q) whose output position reads this input,
+// oh * stride_h = ih + pad_h - r * dil_h (ow alike, skipped where not a multiple or out of
+// range), the sum of grad_out[img, co, oh, ow] * weight[co, c, r, q]. One thread per grad_x
+// element: conv2d_backward_data_v1 (any conv) and depthwise_conv2d_backward_data (Cig = 1, g = ci).
+template <typename T>
+__device__ __forceinline__ T gather_grad_x(const T* grad_out, const T* weight, const ConvSizes& s, index_t img,
+                                           index_t g, index_t c, index_t ih, index_t iw) {
+    T acc = T(0);
+    for (index_t m = 0; m < s.cog; ++m) {
+        const index_t co = g * s.cog + m;
+        const T* plane = grad_out + (img * s.c_out + co) * s.ohw;
+        const T* taps = weight + (co * s.cig + c) * s.khw;
+        for (index_t r = 0; r < s.kh; ++r) {
+            index_t oh;
+            if (!stride_multiple(ih + s.pad_h - r * s.dil_h, s.stride_h, oh) || oh >= s.oh) continue;
+            for (index_t q = 0; q < s.kw; ++q) {
+                index_t ow;
+                if (stride_multiple(iw + s.pad_w - q * s.dil_w, s.stride_w, ow) && ow < s.ow)
+                    acc += __ldg(&plane[oh * s.ow + ow]) * __ldg(&taps[r * s.kw + q]);
+            }
+        }
+    }
+    return acc;
 }

@@ -20,7 +20,7 @@
 // bandwidth: bytes(x) + bytes(y) per call at >= 70% of device copy speed (issue 7).
 // Resource usage (nvcc 13 --resource-usage, sm_90, float / double):
 //   depthwise_conv2d_forward          56 / 64 registers, no smem, no spills
-//   depthwise_conv2d_backward_data    56 / 56 registers, no smem, no spills
+//   depthwise_conv2d_backward_data    60 / 62 registers, no smem, no spills
 //   depthwise_conv2d_backward_weight  48 / 48 registers, 2048 B static smem (double partials)
 #include "common.cuh"
 #include "conv_common.cuh"
@@ -56,23 +56,7 @@ __global__ void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, con
     const ConvSizes s = CK_CONV_SIZES;
     CK_GRID_STRIDE_LOOP(i, s.n * s.c_in * s.hw) {
         const index_t iw = i % s.w, ih = (i / s.w) % s.h, nci = i / s.hw;   // nci = n*C_in + ci
-        const index_t ci = nci % s.c_in, img = nci / s.c_in;
-        T acc = T(0);
-        for (index_t m = 0; m < s.cog; ++m) {
-            const index_t co = ci * s.cog + m;
-            const T* plane = grad_out + (img * s.c_out + co) * s.ohw;
-            const T* taps = weight + co * s.khw;
-            for (index_t r = 0; r < s.kh; ++r) {
-                index_t oh;
-                if (!stride_multiple(ih + s.pad_h - r * s.dil_h, s.stride_h, oh) || oh >= s.oh) continue;
-                for (index_t q = 0; q < s.kw; ++q) {
-                    index_t ow;
-                    if (stride_multiple(iw + s.pad_w - q * s.dil_w, s.stride_w, ow) && ow < s.ow)
-                        acc += __ldg(&plane[oh * s.ow + ow]) * __ldg(&taps[r * s.kw + q]);
-                }
-            }
-        }
-        grad_x[i] = acc;
+        grad_x[i] = gather_grad_x(grad_out, weight, s, nci / s.c_in, nci % s.c_in, 0, ih, iw);   // group = ci
     }
 }
 

@@ -186,20 +186,30 @@ __global__ void avg_pool2d_backward(T* grad_x, const T* __restrict__ grad_out, i
 __device__ __forceinline__ index_t bin_start(index_t i, index_t n, index_t out) { return i * n / out; }
 __device__ __forceinline__ index_t bin_end(index_t i, index_t n, index_t out) { return ceil_div((i + 1) * n, out); }
 
+// The bin of output element o of a (planes, OH, OW) adaptive pooling: input rows [ih0, ih1),
+// columns [iw0, iw1) of plane `plane` (never empty).
+struct AdaptiveBin {
+    index_t plane, ih0, ih1, iw0, iw1;
+
+    __device__ AdaptiveBin(index_t o, index_t h, index_t w, index_t oh, index_t ow) {
+        index_t r, c;
+        unflatten(o, oh, ow, &plane, &r, &c);
+        ih0 = bin_start(r, h, oh), ih1 = bin_end(r, h, oh);
+        iw0 = bin_start(c, w, ow), iw1 = bin_end(c, w, ow);
+    }
+};
+
 template <typename T>
 __global__ void adaptive_avg_pool2d_forward(T* out, const T* __restrict__ x, index_t planes, index_t h, index_t w,
                                             index_t oh, index_t ow) {
     // x (planes, H, W) -> out (planes, OH, OW): bin means, summed row-major in double
     CK_GRID_STRIDE_LOOP(o, planes * oh * ow) {
-        index_t plane, r, c;
-        unflatten(o, oh, ow, &plane, &r, &c);
-        const index_t ih0 = bin_start(r, h, oh), ih1 = bin_end(r, h, oh);
-        const index_t iw0 = bin_start(c, w, ow), iw1 = bin_end(c, w, ow);
-        const T* xp = x + plane * h * w;
+        const AdaptiveBin bin(o, h, w, oh, ow);
+        const T* xp = x + bin.plane * h * w;
         double acc = 0;
-        for (index_t ih = ih0; ih < ih1; ++ih)
-            for (index_t iw = iw0; iw < iw1; ++iw) acc += double(xp[ih * w + iw]);
-        out[o] = T(acc / double((ih1 - ih0) * (iw1 - iw0)));
+        for (index_t ih = bin.ih0; ih < bin.ih1; ++ih)
+            for (index_t iw = bin.iw0; iw < bin.iw1; ++iw) acc += double(xp[ih * w + iw]);
+        out[o] = T(acc / double((bin.ih1 - bin.ih0) * (bin.iw1 - bin.iw0)));
     }
 }
 
@@ -212,11 +222,9 @@ __global__ void adaptive_avg_pool2d_forward_blockwise(T* out, const T* __restric
     // elements t, t + 256, ... (row-major) in double, then a shared-memory tree adds the 256 sums
     __shared__ double partial[kBinThreads];
     for (index_t o = blockIdx.x; o < planes * oh * ow; o += gridDim.x) {   // uniform: every thread loops alike
-        index_t plane, r, c;
-        unflatten(o, oh, ow, &plane, &r, &c);
-        const index_t ih0 = bin_start(r, h, oh), iw0 = bin_start(c, w, ow);
-        const index_t bw = bin_end(c, w, ow) - iw0, n = (bin_end(r, h, oh) - ih0) * bw;
-        const T* xp = x + plane * h * w + ih0 * w + iw0;
+        const AdaptiveBin bin(o, h, w, oh, ow);
+        const index_t bw = bin.iw1 - bin.iw0, n = (bin.ih1 - bin.ih0) * bw;
+        const T* xp = x + bin.plane * h * w + bin.ih0 * w + bin.iw0;
         double acc = 0;
         for (index_t e = threadIdx.x; e < n; e += kBinThreads) acc += double(xp[e / bw * w + e % bw]);
         partial[threadIdx.x] = acc;
@@ -255,15 +263,12 @@ template <typename T, bool WITH_INDICES>
 __device__ __forceinline__ void adaptive_max_pool2d(T* out, index_t* indices, const T* __restrict__ x,
                                                     index_t planes, index_t h, index_t w, index_t oh, index_t ow) {
     CK_GRID_STRIDE_LOOP(o, planes * oh * ow) {
-        index_t plane, r, c;
-        unflatten(o, oh, ow, &plane, &r, &c);
-        const index_t ih0 = bin_start(r, h, oh), ih1 = bin_end(r, h, oh);
-        const index_t iw0 = bin_start(c, w, ow), iw1 = bin_end(c, w, ow);
-        const T* xp = x + plane * h * w;
-        index_t best = ih0 * w + iw0;
+        const AdaptiveBin bin(o, h, w, oh, ow);
+        const T* xp = x + bin.plane * h * w;
+        index_t best = bin.ih0 * w + bin.iw0;
         T m = xp[best];
-        for (index_t ih = ih0; ih < ih1; ++ih)
-            for (index_t iw = iw0; iw < iw1; ++iw) {
+        for (index_t ih = bin.ih0; ih < bin.ih1; ++ih)
+            for (index_t iw = bin.iw0; iw < bin.iw1; ++iw) {
                 const T v = xp[ih * w + iw];
                 if (v > m || v != v) m = v, best = ih * w + iw;
             }

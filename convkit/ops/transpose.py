@@ -1,12 +1,21 @@
 """Transposed convolution ops: conv_transpose1d, conv_transpose2d and their backward passes.
 
-validate (convkit/_shapes.py) -> dispatch on the array type -> backend (convkit/cpu/transpose.py).
+validate (convkit/_shapes.py) -> dispatch on the array type -> the backend's CONVOLUTION glue
+(convkit/cpu/conv.py or convkit/gpu/conv.py): this family has no kernels and no backend module
+of its own, so the adjoint below is written once for both backends.
 
-A transposed convolution is the adjoint of a convolution: conv_transpose2d(y, w) is
-conv2d's backward-data pass applied to y, for the conv whose input has the transposed
-conv's output size (_shapes.ConvTransposeGeometry.adjoint_conv). The backends run it on the
-convolution kernels with input and output swapped. (Depthwise convolution, the other half of
-this family, has no public op of its own: conv2d/conv1d with groups == C_in use its kernel.)
+A transposed convolution with geometry g is the adjoint (transpose) of the convolution
+c = g.adjoint_conv() (_shapes.ConvTransposeGeometry: c's input has this op's output size, c's
+output this op's input size; the same weight array, stride, padding, dilation and groups).
+So, with the roles of input and output swapped:
+    forward          = conv2d backward-data of x            (+ bias, a broadcast add after)
+    grad_x           = conv2d forward of grad_out
+    grad_weight      = conv2d backward-weight with grad "out" = x and "input" = grad_out
+The conv glue picks the kernel: implicit GEMM, or the direct depthwise kernel when the adjoint
+conv is depthwise (C_out/groups == 1 here). (Depthwise convolution, the other half of this
+family, has no public op of its own: conv2d/conv1d with groups == C_in use its kernel.)
+
+Test: python -m pytest tests/test_conv_transpose.py
 """
 from __future__ import annotations
 
@@ -15,7 +24,8 @@ from ._dispatch import backend as _dispatch_backend
 
 
 def _backend(fn, x):
-    return _dispatch_backend(fn, x, "transpose")
+    """The conv glue module of x's backend (numpy -> convkit.cpu.conv, cupy -> convkit.gpu.conv)."""
+    return _dispatch_backend(fn, x, "conv")
 
 
 def _check_inputs(fn, x, weight, bias=None, grad_out=None):
@@ -39,9 +49,12 @@ def _forward(fn, nd, x, weight, bias, stride, padding, output_padding, groups, d
     if g.n == 0:
         return backend.empty(user_shape, x) if out is None else out
     g2 = S.conv_transpose_as_2d(g)
-    y = backend.conv_transpose2d_forward(
-        x.reshape(g2.in_shape), weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel), bias, g2,
-        None if out is None else out.reshape(g2.out_shape))
+    y = backend.empty(g2.out_shape, x) if out is None else out.reshape(g2.out_shape)
+    backend.conv2d_backward_data(x.reshape(g2.in_shape),
+                                 weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel),
+                                 g2.adjoint_conv(), out=y)
+    if bias is not None:
+        y += backend.flat(bias).reshape(-1, 1, 1)
     return y.reshape(user_shape) if out is None else out
 
 
@@ -81,8 +94,9 @@ def _backward(fn, nd, grad_out, x, weight, stride, padding, output_padding, grou
     g2 = S.conv_transpose_as_2d(g)
     w2 = weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel)
     dy2 = grad_out.reshape(g2.out_shape)
-    grad_x = backend.conv_transpose2d_backward_data(dy2, w2, g2).reshape(x.shape)
-    grad_w = backend.conv_transpose2d_backward_weight(dy2, x.reshape(g2.in_shape), w2.shape, g2)
+    conv = g2.adjoint_conv()
+    grad_x = backend.conv2d_forward(dy2, w2, None, conv).reshape(x.shape)
+    grad_w = backend.conv2d_backward_weight(x.reshape(g2.in_shape), dy2, w2.shape, conv)
     grad_b = dy2.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy2))
     return grad_x, grad_w.reshape(weight.shape), grad_b
 
