@@ -2,7 +2,8 @@
 vs PyTorch + cuDNN, float32, TF32 OFF, on the AlexNet conv layers at batch 128 (issue 7).
 
 What it measures, per layer of convkit/layer_table.py's AlexNet variants (torchvision and
-Caffe, the latter with groups=2 on conv2/4/5), both libraries side by side in one run:
+Caffe, the latter with groups=2 on conv2/4/5) and of MobileNet v1's depthwise 3x3 layers
+(bench_depthwise.LAYERS; convkit and torch only), both libraries side by side in one run:
     forward   convkit.conv2d (cupy arrays)       vs torch.nn.functional.conv2d (cuda tensors)
     backward  convkit.conv2d_backward            vs torch.ops.aten.convolution_backward
               (grad_x, grad_weight, grad_bias all three in both)
@@ -40,6 +41,8 @@ import convkit
 from convkit.gpu import conv as gpu_conv
 from convkit.layer_table import by_model
 
+import bench_depthwise as _depthwise_bench   # the MobileNet depthwise layer shapes (bench/ is on sys.path)
+
 try:
     import torch
 except ImportError:
@@ -48,9 +51,13 @@ except ImportError:
 BATCH = 128
 LAYERS = by_model("alexnet_tv") + by_model("alexnet_caffe")
 IMPLS = ("convkit", "convkit-v1", "torch")
+# MobileNet v1's depthwise 3x3 layers (issue 7: not slower than torch); they run on the direct
+# depthwise kernels (depthwise.cu), which have no v1, so convkit vs torch only.
+DEPTHWISE_LAYERS = _depthwise_bench.LAYERS
 ROUNDS = {"convkit": 10, "convkit-v1": 3, "torch": 10}   # timed rounds (plus one warm-up)
 RTOL = 1e-4
-CASES = [(layer, impl) for layer in LAYERS for impl in IMPLS]
+CASES = ([(layer, impl) for layer in LAYERS for impl in IMPLS]
+         + [(layer, impl) for layer in DEPTHWISE_LAYERS for impl in ("convkit", "torch")])
 
 
 def _case_id(case):
