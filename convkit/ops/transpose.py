@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .. import _shapes as S
 from ._dispatch import backend as _dispatch_backend
+from .conv import bias_gradient
 
 
 def _backend(fn, x):
@@ -35,10 +36,11 @@ def _forward(fn, nd, x, weight, bias, stride, padding, output_padding, groups, d
     S.check_bias(fn, bias, g.c_out)
     user_shape = g.out_shape if g.batched else g.out_shape[1:]
     S.check_out(fn, out, user_shape, x)
+    S.check_no_overlap(fn, out, x, weight, bias)
     backend = _backend(fn, x)
     if g.n == 0:
         return backend.empty(user_shape, x) if out is None else out
-    g2 = S.conv_transpose_as_2d(g)
+    g2 = S.conv_transpose_as_2d(S.conv_window_for_kernels(g))
     y = backend.conv_transpose2d_forward(
         x.reshape(g2.in_shape), weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel), bias, g2,
         None if out is None else out.reshape(g2.out_shape))
@@ -71,6 +73,7 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def _backward(fn, nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation):
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     _check_inputs(fn, x, weight, grad_out=grad_out)
     g = S.conv_transpose_geometry(fn, x.shape, weight.shape, stride, padding, output_padding,
                                   groups, dilation, nd)
@@ -78,13 +81,12 @@ def _backward(fn, nd, grad_out, x, weight, stride, padding, output_padding, grou
     backend = _backend(fn, x)
     if g.n == 0:
         return (backend.empty(x.shape, x), backend.zeros(weight.shape, x), backend.zeros((g.c_out,), x))
-    g2 = S.conv_transpose_as_2d(g)
+    g2 = S.conv_transpose_as_2d(S.conv_window_for_kernels(g))
     w2 = weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel)
     dy2 = grad_out.reshape(g2.out_shape)
     grad_x = backend.conv_transpose2d_backward_data(dy2, w2, g2).reshape(x.shape)
     grad_w = backend.conv_transpose2d_backward_weight(dy2, x.reshape(g2.in_shape), w2.shape, g2)
-    grad_b = dy2.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy2))
-    return grad_x, grad_w.reshape(weight.shape), grad_b
+    return grad_x, grad_w.reshape(weight.shape), bias_gradient(dy2)
 
 
 def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
