@@ -65,13 +65,24 @@ def check_ndim(fn: str, name: str, a, allowed: tuple[int, ...], layout: str):
 # --------------------------------------------------------------------------- scalars
 
 def as_int(fn: str, name: str, value) -> int:
-    """A Python/NumPy integer (not bool, not float) as int; TypeError otherwise."""
+    """A Python/NumPy integer (not bool, not float) as int; TypeError otherwise, ValueError
+    outside the 64-bit range the kernels index with (PyTorch raises ValueError there too)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{fn}: {name} must be an int, got bool {value!r}")
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
         raise TypeError(f"{fn}: {name} must be an int or a tuple of ints, got {value!r}") from None
+    if not -2**63 <= value < 2**63:
+        raise ValueError(f"{fn}: {name} does not fit in a 64-bit integer, got {value!r}")
+    return value
+
+
+def as_bool(fn: str, name: str, value) -> bool:
+    """A Python/NumPy bool as bool; TypeError for anything else (no truthiness: "no" is not False)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def int_tuple(fn: str, name: str, value, n: int, minimum: int) -> tuple[int, ...]:
@@ -215,6 +226,16 @@ def check_out(fn: str, out, shape: tuple, like):
         raise ValueError(f"{fn}: out must be a writeable, aligned, C-contiguous array")
 
 
+def conv_window_for_kernels(g):
+    """The same (transposed) convolution with the sizes that cannot change the result reduced,
+    for the kernels, whose work buffers can grow with the stride (depthwise: a stride of 10**9
+    with one output would allocate gigabytes): a dim with a single conv output position (a
+    single transposed-conv input position) takes stride 1, and a kernel of size 1 dilation 1."""
+    single = g.in_size if isinstance(g, ConvTransposeGeometry) else g.out_size
+    return g._replace(stride=tuple(1 if n == 1 else s for n, s in zip(single, g.stride)),
+                      dilation=tuple(1 if k == 1 else d for k, d in zip(g.kernel, g.dilation)))
+
+
 def conv_as_2d(g: ConvGeometry) -> ConvGeometry:
     """The 2-D geometry of a 1-D convolution (H = KH = 1): conv1d runs on the conv2d kernels."""
     if len(g.kernel) == 2:
@@ -317,7 +338,7 @@ def pool_geometry(fn: str, x_shape, kernel_size, stride, padding, dilation, ceil
     if any(p > k // 2 for p, k in zip(pad, kernel)):
         raise ValueError(f"{fn}: padding={padding!r} should be at most half of kernel_size={kernel_size!r} "
                          f"(padding <= kernel_size // 2 in every dim)")
-    ceil_mode = bool(ceil_mode)
+    ceil_mode = as_bool(fn, "ceil_mode", ceil_mode)
     out_size = tuple(pool_output_size(i, k, s, p, d, ceil_mode)
                      for i, k, s, p, d in zip(in_size, kernel, stride, pad, dilation))
     if any(o <= 0 for o in out_size):
@@ -388,6 +409,20 @@ def check_pool_indices(fn: str, indices, grad_out, plane_size: int):
         bad = indices[(indices < 0) | (indices >= plane_size)].ravel()[0]
         raise ValueError(f"{fn}: indices must be flat offsets in [0, {plane_size}) into each input plane, "
                          f"got {int(bad)}")
+
+
+def pool_window_for_kernels(g: PoolGeometry) -> PoolGeometry:
+    """The same pooling with the window sizes that cannot change the result reduced, for the kernels,
+    whose work buffers grow with the stride and the number of window taps (a stride or kernel of
+    10**9, valid with ceil_mode or one output, would otherwise allocate gigabytes):
+    a dim with one output window takes stride 1 (its only window starts at -pad whatever the
+    stride), and taps at or past in + 2*pad (dilated) lie beyond every window's padded input, so
+    the kernel is cut to (in + 2*pad - 1) // dilation + 1 taps (avg-pool divisors unchanged).
+    """
+    stride = tuple(1 if o == 1 else s for o, s in zip(g.out_size, g.stride))
+    kernel = tuple(min(k, (i + 2 * p - 1) // d + 1)
+                   for k, i, p, d in zip(g.kernel, g.in_size, g.pad, g.dilation))
+    return g._replace(stride=stride, kernel=kernel)
 
 
 def pool_as_2d(g: PoolGeometry) -> PoolGeometry:
@@ -540,7 +575,7 @@ def _scale_factors(fn: str, value) -> tuple:
     for v in items:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise TypeError(f"{fn}: scale_factor must be a number or a pair of numbers, got {value!r}")
-    if not all(math.isfinite(v) and v > 0 for v in items):
+    if not all(v > 0 and (v < 2**1024 if isinstance(v, int) else math.isfinite(v)) for v in items):
         raise ValueError(f"{fn}: scale_factor must be positive and finite, got {value!r}")
     return tuple(float(v) for v in items)
 
@@ -574,8 +609,9 @@ def upsample_geometry(fn: str, x_shape, scale_factor, size, mode, align_corners)
         out_size = int_tuple(fn, "size", size, 2, 1)
     else:
         scales = _scale_factors(fn, scale_factor)
-        out_size = tuple(math.floor(i * s) for i, s in zip(in_size, scales))
-        if any(o <= 0 for o in out_size):
+        out_size = tuple(i * s for i, s in zip(in_size, scales))
+        out_size = tuple(math.floor(o) if math.isfinite(o) else o for o in out_size)   # inf: a float overflow
+        if not all(0 < o < math.inf for o in out_size):
             raise ValueError(f"{fn}: output size would be {out_size} for input size {in_size} "
                              f"and scale_factor {scale_factor!r}")
     if mode == "bed_of_nails":
@@ -663,10 +699,13 @@ def as_float(fn: str, name: str, value) -> float:
     """A real, finite Python/NumPy number (not bool) as float; TypeError / ValueError otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:    # an int beyond the float range
+        number = math.inf
+    if not np.isfinite(number):
         raise ValueError(f"{fn}: {name} must be finite, got {value!r}")
-    return value
+    return number
 
 
 def check_eps(fn: str, eps) -> float:
@@ -714,9 +753,10 @@ def check_vector(fn: str, name: str, a, length: int, what: str = "C"):
 
 def check_no_overlap(fn: str, out, *inputs):
     """out must not share memory with an input (the kernels read inputs after writing out)."""
-    if out is None or array_module_name(out) != "numpy":
+    if out is None:
         return
-    if any(a is not None and np.may_share_memory(out, a) for a in inputs):
+    xp = np if array_module_name(out) == "numpy" else __import__("cupy")   # cupy.may_share_memory: same rule
+    if any(a is not None and xp.may_share_memory(out, a) for a in inputs):
         raise ValueError(f"{fn}: out must not overlap an input array")
 
 
@@ -725,6 +765,7 @@ def batch_norm_args(fn: str, x, running_mean, running_var, weight, bias, trainin
     """Validate batch_norm / batch_norm_backward arguments -> (NormGeometry, eps, momentum)."""
     check_norm_arrays(fn, x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias,
                       grad_out=grad_out)
+    training = as_bool(fn, "training", training)
     g = norm_geometry(fn, x, 2)
     for name, a in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
@@ -780,6 +821,7 @@ def instance_norm_args(fn: str, x, running_mean, running_var, weight, bias, use_
     """Validate instance_norm arguments -> (NormGeometry, eps, momentum)."""
     check_norm_arrays(fn, x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias,
                       grad_out=grad_out)
+    use_input_stats = as_bool(fn, "use_input_stats", use_input_stats)
     g = norm_geometry(fn, x, 3)
     for name, a in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
@@ -978,10 +1020,9 @@ def unit_float(fn: str, name: str, value) -> float:
     non-number or bool, ValueError outside the interval (NaN included)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: {name} must be a float in [0, 1], got {value!r}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
+    if not 0 <= value <= 1:    # NaN fails too; compared before float(), which overflows for a huge int
         raise ValueError(f"{fn}: {name} must be in [0, 1], got {value!r}")
-    return value
+    return float(value)
 
 
 def check_mask(fn: str, mask, grad_out):
@@ -1007,6 +1048,8 @@ def scalar_value(fn: str, name: str, value, context: str) -> float:
         return float(value.reshape(()))
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: {name} must be a number or an array, got {type(value).__name__}")
+    if isinstance(value, int) and abs(value) >= 2**1024:    # float() of it would overflow
+        raise ValueError(f"{fn}: {name} is too large for a float, got {value!r}")
     return float(value)
 
 

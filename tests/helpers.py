@@ -25,9 +25,13 @@ def hostile_layouts(a):
     raw = np.zeros(a.size * a.itemsize + 1, np.uint8)      # misaligned by one byte
     mis = raw[1:].view(a.dtype).reshape(a.shape)
     mis[...] = a
+    buf = np.zeros(a.size * a.itemsize + 128, np.uint8)    # one element past a 64-byte boundary: aligned
+    start = (-buf.ctypes.data) % 64 + a.itemsize            # for the dtype, not for a SIMD register
+    off = buf[start:start + a.size * a.itemsize].view(a.dtype).reshape(a.shape)
+    off[...] = a
     return dict(c=a, fortran=np.asfortranarray(a), strided=strided[..., ::2], negative=np.flip(np.flip(a, -1).copy(), -1),
                 transposed=np.swapaxes(np.swapaxes(a, 0, -1).copy(), 0, -1), readonly=ro, misaligned=mis,
-                bigendian=a.astype(a.dtype.newbyteorder(">")))
+                offset=off, bigendian=a.astype(a.dtype.newbyteorder(">")))
 
 
 def check_finite_differences(loss, args, grads, rng, samples=12, eps=1e-6, tol=1e-6):
@@ -42,4 +46,4 @@ def check_finite_differences(loss, args, grads, rng, samples=12, eps=1e-6, tol=1
             assert abs(numeric - grad.flat[flat]) <= tol * max(1.0, abs(numeric)), (idx, flat)
 
 
-LAYOUTS = ["c", "fortran", "strided", "negative", "transposed", "readonly", "misaligned", "bigendian"]
+LAYOUTS = ["c", "fortran", "strided", "negative", "transposed", "readonly", "misaligned", "offset", "bigendian"]

@@ -22,16 +22,28 @@ def _check_conv_inputs(fn, x, weight, bias=None, grad_out=None):
     S.check_same_kind(fn, x=x, weight=weight, bias=bias, grad_out=grad_out)
 
 
+def bias_gradient(dy):
+    """grad_out (N, C, H, W) summed over N, H, W, in C order whatever its memory layout (numpy's
+    sum order follows the layout), so the bits do not depend on how the caller stored grad_out."""
+    dy = dy if dy.flags.c_contiguous else dy.copy(order="C")
+    return dy.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy))
+
+
 def _conv_forward(fn, nd, x, weight, bias, stride, padding, dilation, groups, out):
     _check_conv_inputs(fn, x, weight, bias)
     g = S.conv_geometry(fn, x.shape, weight.shape, stride, padding, dilation, groups, nd)
     S.check_bias(fn, bias, g.c_out)
     user_shape = g.out_shape if g.batched else g.out_shape[1:]
     S.check_out(fn, out, user_shape, x)
+    S.check_no_overlap(fn, out, x, weight, bias)
     backend = _backend(fn, x)
     if g.n == 0:
         return backend.empty(user_shape, x) if out is None else out
-    g2 = S.conv_as_2d(g)
+    if g.c_in == 0:   # an empty sum (the kernels need C_in > 0): every output is the bias
+        y = backend.zeros(user_shape, x) if out is None else out
+        y[...] = 0 if bias is None else bias.reshape((-1,) + (1,) * nd)
+        return y
+    g2 = S.conv_as_2d(S.conv_window_for_kernels(g))
     y = backend.conv2d_forward(x.reshape(g2.in_shape), weight.reshape((g.c_out, g.c_in // g.groups) + g2.kernel),
                                bias, g2, None if out is None else out.reshape(g2.out_shape))
     return y.reshape(user_shape) if out is None else out
@@ -58,19 +70,19 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
 
 
 def _conv_backward(fn, nd, grad_out, x, weight, stride, padding, dilation, groups):
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     _check_conv_inputs(fn, x, weight, grad_out=grad_out)
     g = S.conv_geometry(fn, x.shape, weight.shape, stride, padding, dilation, groups, nd)
     S.check_grad_out(fn, grad_out, g.out_shape if g.batched else g.out_shape[1:])
     backend = _backend(fn, x)
-    if g.n == 0:
-        return (backend.empty(x.shape, x), backend.zeros(weight.shape, x), backend.zeros((g.c_out,), x))
-    g2 = S.conv_as_2d(g)
-    w2 = weight.reshape((g.c_out, g.c_in // g.groups) + g2.kernel)
+    g2 = S.conv_as_2d(S.conv_window_for_kernels(g))
     dy2 = grad_out.reshape(g2.out_shape)
+    if g.n == 0 or g.c_in == 0:   # no input element (the kernels need N, C_in > 0): only grad_bias can be nonzero
+        return backend.zeros(x.shape, x), backend.zeros(weight.shape, x), bias_gradient(dy2)
+    w2 = weight.reshape((g.c_out, g.c_in // g.groups) + g2.kernel)
     grad_x = backend.conv2d_backward_data(dy2, w2, g2).reshape(x.shape)
     grad_w = backend.conv2d_backward_weight(dy2, x.reshape(g2.in_shape), w2.shape, g2).reshape(weight.shape)
-    grad_b = dy2.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy2))
-    return grad_x, grad_w, grad_b
+    return grad_x, grad_w, bias_gradient(dy2)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):

@@ -5,6 +5,8 @@ PyTorch semantics (torch.nn.functional) unless a docstring says otherwise.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _shapes as S
@@ -25,9 +27,9 @@ def _backend(fn, x):
 
 
 def _check_floats(fn, **arrays):
-    """Each given array is a float32/float64 numpy/cupy array; all share library and dtype."""
+    """Each given array is a float32/float64 numpy/cupy array (bias may be None); all share library and dtype."""
     for name, a in arrays.items():
-        if a is not None:
+        if a is not None or name != "bias":
             S.check_float_array(fn, name, a)
     S.check_same_kind(fn, **arrays)
 
@@ -102,6 +104,8 @@ def dropout(x, p=0.5, training=True, rng=None, *, return_mask=False, out=None):
     fn = "dropout"
     _check_floats(fn, x=x)
     p = S.unit_float(fn, "p", p)
+    training = S.as_bool(fn, "training", training)
+    return_mask = S.as_bool(fn, "return_mask", return_mask)
     S.check_out(fn, out, x.shape, x)
     backend = _backend(fn, x)
     if not training or p == 0.0:
@@ -148,8 +152,8 @@ def flatten_backward(grad_out, input_shape):
     """grad_out reshaped to the forward input's shape."""
     fn = "flatten_backward"
     _check_floats(fn, grad_out=grad_out)
-    input_shape = tuple(S.as_int(fn, "input_shape", d) for d in input_shape)
-    if int(np.prod(input_shape, dtype=np.int64)) != grad_out.size or any(d < 0 for d in input_shape):
+    input_shape = S.shape_tuple(fn, "input_shape", input_shape)
+    if math.prod(input_shape) != grad_out.size:
         raise ValueError(f"{fn}: grad_out of shape {tuple(grad_out.shape)} ({grad_out.size} elements) "
                          f"cannot be reshaped to input_shape {input_shape}")
     return _backend(fn, grad_out).flatten(grad_out, input_shape)

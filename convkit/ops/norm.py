@@ -71,6 +71,7 @@ def batch_norm_backward(grad_out, x, running_mean, running_var, weight=None, tra
     N and spatial. Nothing is modified.
     """
     fn = "batch_norm_backward"
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     g, eps, _ = S.batch_norm_args(fn, x, running_mean, running_var, weight, None, training, 0.0, eps,
                                   grad_out=grad_out)
     S.check_grad_out(fn, grad_out, x.shape)
@@ -135,6 +136,7 @@ def group_norm_backward(grad_out, x, num_groups, weight=None, eps=1e-5):
     """Gradients of :func:`group_norm` -> ``(grad_x, grad_weight, grad_bias)`` (statistics
     recomputed from x); grad_weight is None when weight is None."""
     fn = "group_norm_backward"
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     g, groups, eps = S.group_norm_args(fn, x, num_groups, weight, eps, grad_out=grad_out)
     S.check_grad_out(fn, grad_out, x.shape)
     be = _backend(fn, x)
@@ -169,6 +171,7 @@ def layer_norm_backward(grad_out, x, normalized_shape, weight=None, eps=1e-5):
     """Gradients of :func:`layer_norm` -> ``(grad_x, grad_weight, grad_bias)``; grad_weight
     and grad_bias have normalized_shape (grad_weight None when weight is None)."""
     fn = "layer_norm_backward"
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     rows, m, shape, eps = S.layer_norm_args(fn, x, normalized_shape, weight, eps, grad_out=grad_out)
     S.check_grad_out(fn, grad_out, x.shape)
     be = _backend(fn, x)
@@ -212,6 +215,7 @@ def instance_norm_backward(grad_out, x, weight=None, eps=1e-5):
     """Gradients of :func:`instance_norm` with use_input_stats=True -> ``(grad_x,
     grad_weight, grad_bias)`` (statistics recomputed from x; grad_weight None when weight is None)."""
     fn = "instance_norm_backward"
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     g, eps, _ = S.instance_norm_args(fn, x, None, None, weight, None, True, 0.0, eps, grad_out=grad_out)
     S.check_grad_out(fn, grad_out, x.shape)
     be = _backend(fn, x)
@@ -245,6 +249,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0, *, out=None):
 def local_response_norm_backward(grad_out, x, size, alpha=1e-4, beta=0.75, k=1.0):
     """grad_x of :func:`local_response_norm` (x's shape)."""
     fn = "local_response_norm_backward"
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     g, size, alpha, beta, k = S.lrn_args(fn, x, size, alpha, beta, k, grad_out=grad_out)
     S.check_grad_out(fn, grad_out, x.shape)
     be = _backend(fn, x)

@@ -41,9 +41,11 @@ def _result(y, g, out):
 
 def _max_pool(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, out):
     S.check_float_array(fn, "x", x)
+    return_indices = S.as_bool(fn, "return_indices", return_indices)
     g = S.pool_geometry(fn, x.shape, kernel_size, stride, padding, dilation, ceil_mode, nd)
     S.check_out(fn, out, g.user_out_shape, x)
-    g2 = S.pool_as_2d(g)
+    S.check_no_overlap(fn, out, x)
+    g2 = S.pool_as_2d(S.pool_window_for_kernels(g))
     y, idx = _backend(fn, x).max_pool2d_forward(x.reshape(g2.in_shape), g2, return_indices, _out_2d(out, g2))
     y = _result(y, g, out)
     return (y, idx.reshape(g.user_out_shape)) if return_indices else y
@@ -101,14 +103,16 @@ adaptive_max_pool1d_backward = max_pool1d_backward
 
 def _avg_geometry(fn, nd, shape, kernel_size, stride, padding, ceil_mode, divisor_override, name):
     g = S.pool_geometry(fn, shape, kernel_size, stride, padding, 1, ceil_mode, nd, name)
-    return g, S.pool_as_2d(g), S.avg_pool_divisor(fn, divisor_override)
+    return g, S.pool_as_2d(S.pool_window_for_kernels(g)), S.avg_pool_divisor(fn, divisor_override)
 
 
 def _avg_pool(fn, nd, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, out):
     S.check_float_array(fn, "x", x)
     g, g2, div = _avg_geometry(fn, nd, x.shape, kernel_size, stride, padding, ceil_mode, divisor_override, "x")
+    count_include_pad = S.as_bool(fn, "count_include_pad", count_include_pad)
     S.check_out(fn, out, g.user_out_shape, x)
-    y = _backend(fn, x).avg_pool2d_forward(x.reshape(g2.in_shape), g2, bool(count_include_pad), div,
+    S.check_no_overlap(fn, out, x)
+    y = _backend(fn, x).avg_pool2d_forward(x.reshape(g2.in_shape), g2, count_include_pad, div,
                                            _out_2d(out, g2))
     return _result(y, g, out)
 
@@ -142,9 +146,10 @@ def _avg_pool_backward(fn, nd, grad_out, input_shape, kernel_size, stride, paddi
     shape = S.check_input_shape(fn, input_shape)
     g, g2, div = _avg_geometry(fn, nd, shape, kernel_size, stride, padding, ceil_mode, divisor_override,
                                "input_shape")
+    count_include_pad = S.as_bool(fn, "count_include_pad", count_include_pad)
     S.check_grad_out(fn, grad_out, g.user_out_shape)
     gx = _backend(fn, grad_out).avg_pool2d_backward(grad_out.reshape(g2.out_shape), g2,
-                                                    bool(count_include_pad), div)
+                                                    count_include_pad, div)
     return gx.reshape(g.user_in_shape)
 
 
@@ -168,6 +173,7 @@ def _adaptive_avg(fn, nd, x, output_size, out):
     S.check_float_array(fn, "x", x)
     g = S.adaptive_pool_geometry(fn, x.shape, output_size, nd)
     S.check_out(fn, out, g.user_out_shape, x)
+    S.check_no_overlap(fn, out, x)
     g2 = S.pool_as_2d(g)
     y = _backend(fn, x).adaptive_avg_pool2d_forward(x.reshape(g2.in_shape), g2, _out_2d(out, g2))
     return _result(y, g, out)
@@ -175,8 +181,10 @@ def _adaptive_avg(fn, nd, x, output_size, out):
 
 def _adaptive_max(fn, nd, x, output_size, return_indices, out):
     S.check_float_array(fn, "x", x)
+    return_indices = S.as_bool(fn, "return_indices", return_indices)
     g = S.adaptive_pool_geometry(fn, x.shape, output_size, nd)
     S.check_out(fn, out, g.user_out_shape, x)
+    S.check_no_overlap(fn, out, x)
     g2 = S.pool_as_2d(g)
     y, idx = _backend(fn, x).adaptive_max_pool2d_forward(x.reshape(g2.in_shape), g2, return_indices,
                                                          _out_2d(out, g2))

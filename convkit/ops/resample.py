@@ -27,6 +27,7 @@ def _unpool(fn, nd, x, indices, kernel_size, stride, padding, output_size, out):
     g = S.unpool_geometry(fn, x.shape, indices.shape, kernel_size, stride, padding, output_size, nd)
     user_shape = _user_shape(g, g.out_shape)
     S.check_out(fn, out, user_shape, x)
+    S.check_no_overlap(fn, out, x, indices)
     backend = _backend(fn, x)
     # Index range: for a caller's `out` in a separate pass first, so it is never left
     # half-written; for a fresh result inside the kernel, as each index is used (one pass over
@@ -118,6 +119,7 @@ def upsample2d(x, scale_factor=None, size=None, mode="nearest", align_corners=No
     g = S.upsample_geometry(fn, x.shape, scale_factor, size, mode, align_corners)
     user_shape = _user_shape(g, g.out_shape)
     S.check_out(fn, out, user_shape, x)
+    S.check_no_overlap(fn, out, x)
     backend = _backend(fn, x)
     if x.size == 0:   # N = 0 or C = 0
         return backend.empty(user_shape, x) if out is None else out

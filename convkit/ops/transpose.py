@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from .. import _shapes as S
 from ._dispatch import backend as _dispatch_backend
+from .conv import bias_gradient
 
 
 def _backend(fn, x):
@@ -45,10 +46,11 @@ def _forward(fn, nd, x, weight, bias, stride, padding, output_padding, groups, d
     S.check_bias(fn, bias, g.c_out)
     user_shape = g.out_shape if g.batched else g.out_shape[1:]
     S.check_out(fn, out, user_shape, x)
+    S.check_no_overlap(fn, out, x, weight, bias)
     backend = _backend(fn, x)
     if g.n == 0:
         return backend.empty(user_shape, x) if out is None else out
-    g2 = S.conv_transpose_as_2d(g)
+    g2 = S.conv_transpose_as_2d(S.conv_window_for_kernels(g))
     y = backend.empty(g2.out_shape, x) if out is None else out.reshape(g2.out_shape)
     backend.conv2d_backward_data(x.reshape(g2.in_shape),
                                  weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel),
@@ -84,6 +86,7 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def _backward(fn, nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation):
+    S.check_float_array(fn, "grad_out", grad_out)   # required: the shared checks skip None
     _check_inputs(fn, x, weight, grad_out=grad_out)
     g = S.conv_transpose_geometry(fn, x.shape, weight.shape, stride, padding, output_padding,
                                   groups, dilation, nd)
@@ -91,14 +94,13 @@ def _backward(fn, nd, grad_out, x, weight, stride, padding, output_padding, grou
     backend = _backend(fn, x)
     if g.n == 0:
         return (backend.empty(x.shape, x), backend.zeros(weight.shape, x), backend.zeros((g.c_out,), x))
-    g2 = S.conv_transpose_as_2d(g)
+    g2 = S.conv_transpose_as_2d(S.conv_window_for_kernels(g))
     w2 = weight.reshape((g.c_in, g.c_out // g.groups) + g2.kernel)
     dy2 = grad_out.reshape(g2.out_shape)
     conv = g2.adjoint_conv()
     grad_x = backend.conv2d_forward(dy2, w2, None, conv).reshape(x.shape)
     grad_w = backend.conv2d_backward_weight(x.reshape(g2.in_shape), dy2, w2.shape, conv)
-    grad_b = dy2.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy2))
-    return grad_x, grad_w.reshape(weight.shape), grad_b
+    return grad_x, grad_w.reshape(weight.shape), bias_gradient(dy2)
 
 
 def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
