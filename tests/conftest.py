@@ -38,7 +38,11 @@ def _select_gpu():
     """(cupy module or None, emulated?, one line saying which) for the `gpu` backend.
 
     Real CuPy is tried first without the emulator on sys.path; if it imports but sees no
-    device, its modules are dropped from sys.modules before the fake is imported."""
+    device, its modules are dropped from sys.modules before the fake is imported. Selecting
+    again (conftest imported a second time as a plain module) keeps the fake already loaded."""
+    loaded = sys.modules.get("cupy")
+    if loaded is not None and getattr(loaded, "__emulated__", False):
+        return loaded, True, f"gpu backend: CUDA emulator (tests/cuda_emulator; no CuPy device)"
     if importlib.util.find_spec("cupy") is not None:
         try:
             import cupy

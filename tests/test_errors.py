@@ -45,6 +45,16 @@ class CupyStandIn:
 CupyStandIn.__name__ = "ndarray"
 
 
+class NUMPY:
+    """The plain NumPy path as a backend (what _namespace uses of the `backend` fixture). Not
+    conftest.Backend: importing conftest again would re-select the gpu backend's cupy module."""
+    name, xp = "numpy", np
+
+    @staticmethod
+    def asarray(a):
+        return a
+
+
 def _namespace(backend):
     """The names the calls use, as arrays of the backend (x: NCHW float32 input, w: its conv weight)."""
     a = backend.asarray
@@ -289,10 +299,9 @@ def _normalised(exc):
 @pytest.mark.parametrize("entry, call", [(r[0], r[1]) for r in ROWS], ids=[f"{r[0]}:{r[1][:40]}" for r in ROWS])
 def test_error_parity(backend, entry, call):
     """Every backend raises what the plain NumPy path raises for the same bad input."""
-    from conftest import Backend
     if _skip_reason(entry, backend):
         pytest.skip(_skip_reason(entry, backend))
-    expected = _raise(call, _namespace(Backend("cpu", np)))
+    expected = _raise(call, _namespace(NUMPY))
     actual = _raise(call, _namespace(backend))
     assert _normalised(actual) == _normalised(expected)
 
@@ -311,8 +320,7 @@ def _doc_entries():
 
 def _examples():
     """{id: (rule row, call, message)} for the first row of every id, run on NumPy arrays."""
-    from conftest import Backend
-    ns, out = _namespace(Backend("cpu", np)), {}
+    ns, out = _namespace(NUMPY), {}
     for entry, call, exc_type, _ in ROWS:
         if entry not in out:
             out[entry] = (call, exc_type.__name__, _message(_raise(call, ns)))
