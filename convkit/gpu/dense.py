@@ -16,7 +16,7 @@ import numpy as np
 from .linear import linear_forward, linear_backward  # noqa: F401
 from .._shapes import native_dtype
 from ..cpu.dense import dropout_mask as _host_dropout_mask, dropout_scale
-from . import empty, flat, i64, scalar
+from . import empty, flat, i64, scalar, zeros  # noqa: F401  (zeros: part of the backend contract)
 from ._runtime import Source, blocks_for, cupy
 
 THREADS = 256            # elementwise kernels

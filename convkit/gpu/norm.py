@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._shapes import native_dtype
-from . import empty, flat, i64, scalar
+from . import empty, flat, i64, scalar, zeros  # noqa: F401  (zeros: part of the backend contract)
 from ._runtime import Source, blocks_for, cupy
 
 THREADS = 256                 # elementwise and per-channel kernels

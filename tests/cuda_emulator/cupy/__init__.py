@@ -114,7 +114,8 @@ def _from_numpy(name):
     fn = getattr(np, name)
 
     def wrapper(*args, **kwargs):
-        return _result(fn(*_unwrap(list(args)), **{k: _unwrap(v) for k, v in kwargs.items()}))
+        parents = [a for a in args if isinstance(a, ndarray)]   # a view of one stays a view (flip ...)
+        return _result(fn(*_unwrap(list(args)), **{k: _unwrap(v) for k, v in kwargs.items()}), parents)
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = f"numpy.{name} on emulated device arrays."
     return wrapper
@@ -123,7 +124,8 @@ def _from_numpy(name):
 # Element-wise math and a few array functions tests commonly call as cupy.<name>.
 for _name in ("abs", "sqrt", "exp", "log", "tanh", "maximum", "minimum", "where", "isnan", "isfinite",
               "allclose", "array_equal", "concatenate", "stack", "sum", "max", "min", "mean",
-              "argmax", "argmin", "flip", "transpose", "moveaxis", "broadcast_to", "clip"):
+              "argmax", "argmin", "flip", "transpose", "swapaxes", "moveaxis", "broadcast_to", "clip",
+              "asfortranarray"):
     globals()[_name] = _from_numpy(_name)
 del _name
 
