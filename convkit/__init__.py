@@ -50,12 +50,17 @@ def get_num_threads() -> int:
     return _cpu_module().get_num_threads()
 
 
+MAX_THREADS = 1 << 16
+
+
 def set_num_threads(n: int) -> None:
     """Set the thread count of every CPU kernel (process-wide, any Python thread)."""
     from ._shapes import as_int
     n = as_int("set_num_threads", "n", n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be positive, got {n}")
+    if n > MAX_THREADS:   # the kernels keep the count in a C int; far past any real machine anyway
+        raise ValueError(f"set_num_threads: n must be at most {MAX_THREADS}, got {n}")
     _cpu_module().set_num_threads(n)
 
 

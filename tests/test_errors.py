@@ -139,6 +139,7 @@ ROWS = [
     ("E-positive", "ck.adaptive_avg_pool2d(x, 0)", V, r"^adaptive_avg_pool2d: output_size must be positive"),
     ("E-positive", "ck.local_response_norm(x, 0)", V, r"^local_response_norm: size must be positive, got 0$"),
     ("E-positive", "ck.set_num_threads(0)", V, r"^set_num_threads: n must be positive, got 0$"),
+    ("E-positive", "ck.set_num_threads(2**31)", V, r"^set_num_threads: n must be at most 65536, got 2147483648$"),
     ("E-negative-padding", "ck.conv2d(x, w, padding=-1)", V, r"^conv2d: padding must be >= 0, got -1$"),
     ("E-output-size", "ck.conv2d(x, w, dilation=3)", V, r"^conv2d: output size would be \(-1, -1\) for input size "
                                                           r"\(5, 5\), kernel \(3, 3\), stride \(1, 1\), padding 0, "
