@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cpu
+from .._dropout import dropout_mask, dropout_scale  # noqa: F401  (dropout_mask: backend contract)
 from . import empty, flat, zeros
 
 
@@ -64,22 +65,6 @@ def relu_backward(grad_out, x):
     if gx.size:
         _cpu.relu_backward(gx.reshape(-1), flat(grad_out), flat(x))
     return gx
-
-
-def dropout_mask(shape, p: float, rng):
-    """The keep-mask (bool): rng.random(shape) >= p, each element kept with probability 1 - p;
-    all True for p == 0 and all False for p == 1 (no draws)."""
-    if p == 0.0:
-        return np.ones(shape, dtype=bool)
-    if p == 1.0:
-        return np.zeros(shape, dtype=bool)
-    return np.asarray(rng.random(shape) >= p)
-
-
-def dropout_scale(dtype, p: float):
-    """1 / (1 - p) rounded to the array's dtype, computed as torch does (in that dtype);
-    0 for p == 1 (torch then returns x * 0 too)."""
-    return 0.0 if p == 1.0 else float(dtype.type(1) / dtype.type(1.0 - p))
 
 
 def _keep_bytes(mask):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .linear import linear_forward, linear_backward  # noqa: F401
 from .._shapes import native_dtype
-from ..cpu.dense import dropout_mask as _host_dropout_mask, dropout_scale
+from .._dropout import dropout_mask as _host_dropout_mask, dropout_scale
 from . import empty, flat, i64, scalar, zeros  # noqa: F401  (zeros: part of the backend contract)
 from ._runtime import Source, blocks_for, cupy
 
@@ -60,7 +60,7 @@ def relu_backward(grad_out, x):
 
 def dropout_mask(shape, p: float, rng):
     """The keep-mask (bool device array of `shape`), drawn on the host by the CPU rule
-    (convkit.cpu.dense.dropout_mask) and copied to the device."""
+    (convkit._dropout.dropout_mask) and copied to the device."""
     return cupy().asarray(_host_dropout_mask(shape, p, rng))
 
 
