@@ -65,7 +65,7 @@ def _header(data):
              f"convkit {ck.get('version', '?')} cpu_isa={ck.get('cpu_isa', '?')}; "
              f"torch {tv.get('version', 'not installed')}; numpy {mi.get('numpy', '?')}; "
              f"run {data.get('datetime', '?')[:19]}",
-             f"float32 FMA peak measured in this run (bench/peak_fma.c): "
+             f"float32 FMA peak measured in this run (convkit/_peak_fma.c): "
              f"{_fmt(_peak(data), '.1f')} GFLOP/s at convkit's thread count"]
     return lines
 

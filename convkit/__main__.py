@@ -10,6 +10,14 @@
         conv+fc share beside Jia's; writes DIR/profile.json and pie charts (docs/profiling.md).
     python -m convkit summary MODEL [--variant ...] [--size N] [--no-bias]
         the layer table of convkit.summary (shapes, memory, params, MACs, receptive field).
+    python -m convkit bench --against torch [--batch 16] [--threads 2 | --threads 1,2]
+        [--repeats 5] [--models alexnet_tv,alexnet_caffe,vgg16,resnet18] [--layers PATTERNS]
+        [--backward] [--no-peak] [--format table|json]
+        convkit vs PyTorch side by side in this process (convkit/benchmark.py,
+        docs/benchmarking.md): every conv layer of the models in convkit/layer_table.py,
+        per-model sums, the whole AlexNet forward (batch 1 and --batch), % of the FMA peak
+        measured in the same run, 1 -> 2 thread scaling with --threads 1,2, and the issue-8
+        targets. Exit 2 without torch, 1 if convkit's and torch's results disagree (> 1e-4).
 """
 from __future__ import annotations
 
@@ -192,6 +200,37 @@ def profile(args) -> int:
     return 0
 
 
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def bench(args) -> int:
+    from convkit import benchmark
+    from convkit.layer_table import MODELS
+    unknown = [m for m in args.models.split(",") if m not in MODELS]
+    if unknown:
+        print(f"convkit bench: --models: unknown {unknown}; choose from {','.join(MODELS)}", file=sys.stderr)
+        return 2
+    try:
+        benchmark.import_torch()
+    except benchmark.TorchMissing as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    result = benchmark.run(batch=args.batch, threads=args.threads, repeats=args.repeats,
+                           models=args.models.split(","), layers=args.layers.split(","),
+                           backward=args.backward, peak=not args.no_peak, progress=_Progress("bench"))
+    print(json.dumps(result, indent=1) if args.format == "json" else benchmark.format_table(result), end="")
+    for failure in result["failed"]:
+        print(f"convkit bench: results disagree: {failure}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +239,23 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per layer (default 5)")
     p.set_defaults(run=info)
+
+    from convkit.layer_table import MODELS as TABLE_MODELS
+    p = sub.add_parser("bench", help="convkit vs PyTorch side by side (docs/benchmarking.md)")
+    p.add_argument("--against", choices=("torch",), default="torch", help="the library to compare with")
+    p.add_argument("--batch", type=int, default=16, help="batch size of the conv layers (default 16); "
+                   "the whole AlexNet runs at batch 1 and this")
+    p.add_argument("--threads", type=_int_list, default=[convkit.get_num_threads()],
+                   help="thread count(s) for both libraries, e.g. 2 or 1,2 (scaling table); default: all cores")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per row and library (default 5)")
+    p.add_argument("--models", default=",".join(TABLE_MODELS),
+                   help=f"comma-separated models of convkit/layer_table.py (default {','.join(TABLE_MODELS)})")
+    p.add_argument("--layers", default="*", help="comma-separated fnmatch patterns on layer names "
+                   "(default *), e.g. 'alexnet_tv.conv*,vgg16.conv5_1'")
+    p.add_argument("--backward", action="store_true", help="time grad_x + grad_w of every layer too")
+    p.add_argument("--no-peak", action="store_true", help="skip the FMA peak probe (no %% of peak)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="text tables or JSON on stdout")
+    p.set_defaults(run=bench)
 
     from convkit.models import MODELS
     for name, help_text, run in (("profile", "per-layer time distribution (docs/profiling.md)", profile),

@@ -1,10 +1,12 @@
 /* Peak FMA throughput of this machine, float32, per thread and for all threads together.
  *
- * The "peak" that bench/RESULTS.md and docs/cpu-kernels.md measure conv layers against:
+ * The "peak" that `python -m convkit bench`, bench/RESULTS.md and docs/cpu-kernels.md measure
+ * conv layers against:
  * 12 independent vector accumulators (enough to cover the FMA latency of 4-5 cycles on two
  * pipes), each updated by a fused multiply-add per step, in the widest vector the compiler
  * was told the CPU has (-march=native: 16 floats with AVX-512, 8 with AVX2, 4 otherwise).
- * Built and run by bench/peak.py:  cc -O2 -march=native -fopenmp peak_fma.c -o peak_fma
+ * Shipped inside the package; built and run by convkit/_peak.py (bench/peak.py reuses it):
+ *   cc -O2 -march=native -fopenmp _peak_fma.c -o peak_fma
  * Output: one line "threads GFLOP/s" per thread count from 1 to argv[1] (default: all).
  */
 #include <omp.h>
