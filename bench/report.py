@@ -1,12 +1,13 @@
 """Markdown tables from a pytest-benchmark JSON of the GFLOP/s benchmarks (bench_conv2d.py,
-bench_depthwise.py, bench_conv_transpose.py) for bench/RESULTS.md. The memory-bound suites
+bench_depthwise.py, bench_conv_transpose.py) and of the whole-model forwards (bench_models.py)
+for bench/RESULTS.md. The memory-bound suites
 (bench_pool/resample/norm/dense.py) print their own GB/s tables: `python bench/bench_X.py JSON`.
 
 Per layer and batch: convkit and torch median ms, the ratio convkit/torch (> 1: convkit is
 slower), GFLOP/s of each; then the same summed over each model's conv layers. Reads only
 the JSON (extra_info written by the benchmarks), so it works on any saved run.
 
-Run: cd /work/main && python -m pytest bench/bench_conv2d.py --benchmark-only \
+Run: cd /work/main && python -m pytest bench/bench_conv2d.py [bench/bench_models.py] --benchmark-only \
          --benchmark-json=/tmp/b.json -p no:cacheprovider
      python bench/report.py /tmp/b.json [> bench/RESULTS.md]
 """
@@ -90,10 +91,34 @@ def _notes(rows):
             f"relative error {max(errs):.1e} (limit 1e-4)."]
 
 
+def _whole_models(data):
+    """bench_models.py's rows: markdown lines (convkit/torch per model and batch, issue-8 target)."""
+    rows = {}
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if info.get("op") == "model" and info.get("impl") in IMPLS and "median_ms" in info:
+            rows.setdefault((info["model"], info["batch"]), {})[info["impl"]] = info
+    if not rows:
+        return []
+    out = ["", "## whole-model forward (eval, inplace ReLU, same weights; both allocate)", "",
+           "| model | batch | convkit ms | torch ms | convkit/torch | target | met |", "|---|--:|--:|--:|--:|--:|---|"]
+    for (model, batch), by_impl in rows.items():
+        ck, tv = (by_impl.get(i, {}).get("median_ms") for i in IMPLS)
+        ratio = ck / tv if ck and tv else None
+        target = by_impl.get("convkit", by_impl.get("torch"))["target"]
+        met = "-" if ratio is None or target is None else ("yes" if ratio <= target else "NO")
+        out.append(f"| {model} | {batch} | {_fmt(ck, '.2f')} | {_fmt(tv, '.2f')} | {_fmt(ratio, '.2f')} | "
+                   f"{_fmt(target and f'<= {target:g}', 's')} | {met} |")
+    return out
+
+
 def report(data) -> str:
     rows, models, n_layers = _rows(data.get("benchmarks", []))
+    whole = _whole_models(data)
+    if not rows and not whole:
+        return "no conv2d or model benchmarks with timings in this file (run with --benchmark-only)\n"
     if not rows:
-        return "no conv2d benchmarks with timings in this file (run with --benchmark-only)\n"
+        return "\n".join(["# whole models: convkit vs PyTorch (CPU, float32)", ""] + _header(data) + whole) + "\n"
     out = ["# conv2d: convkit vs PyTorch (CPU, float32)", ""] + _header(data) + [""] + _notes(rows)
     cols = "| convkit ms | torch ms | convkit/torch | convkit GFLOP/s | torch GFLOP/s | % of peak |"
     peak = _peak(data)
@@ -126,7 +151,7 @@ def report(data) -> str:
             (model, pass_, batch), (ck, tv, flops, k) = key, sums[key]
             out.append(f"| {model} | {pass_} | {batch} | {k} of {n_layers.get(model, '?')} | "
                        + " | ".join(_cells(ck, tv, flops, peak)) + " |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + whole) + "\n"
 
 
 def main(argv=None):
