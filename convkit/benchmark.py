@@ -13,8 +13,9 @@ What is timed (float32, same inputs and thread count for both libraries, medians
   - the whole AlexNet forward (alexnet_tv / alexnet_caffe in the models) at batch 1 and at
     `batch`: convkit.models.alexnet in eval mode vs a torch.nn.Sequential twin sharing the
     very same weight arrays (torch_twin); inplace ReLU on both sides; both allocate.
-  - the float32 FMA peak of this machine (convkit/_peak.py), measured at the start of the
-    same run, for "% of peak" (None without a C compiler: the column shows "-").
+  - the float32 FMA peak of this machine (convkit/_peak.py), measured at the start and at
+    the end of the same run, the higher kept, for "% of peak" (None without a C compiler:
+    the column shows "-"); samples more than 10% apart print a busy-machine warning.
 How: one untimed warm-up call per (library, thread count), then `repeats` rounds in which
 each of them runs once, in reversed order every other round, so drift and cache state hit
 both libraries alike; a PAUSE_S sleep before every call lets the other library's OpenMP
@@ -207,8 +208,7 @@ def run(batch=16, threads=(2,), repeats=5, models=MODELS, layers=("*",), backwar
                   cpu_model=_cpu_model(), cpu_isa=convkit.cpu_isa(), batch=batch, threads=threads,
                   repeats=repeats, fma_peak_gflops=None, rows=[], failed=[])
     try:
-        peaks = _peak.fma_peak_gflops(max(threads)) if peak else None
-        result["fma_peak_gflops"] = peaks and {str(t): g for t, g in peaks.items() if t in threads}
+        samples = [_peak.fma_peak_gflops(max(threads))] if peak else []
         for i, (kind, what, n, pass_) in enumerate(plan):
             name = what.name if kind == "layer" else what
             if progress:
@@ -228,6 +228,11 @@ def run(batch=16, threads=(2,), repeats=5, models=MODELS, layers=("*",), backwar
                 result["failed"].append(f"{name} {pass_} batch {n}: convkit vs torch max relative "
                                         f"error {err:.3g} > {RTOL:g}")
             del calls, last
+        if samples and samples[0]:
+            samples.append(_peak.fma_peak_gflops(max(threads)))
+            # the peak is a constant of the machine: a lower sample means something else ran
+            result["fma_peak_samples"] = [{str(t): g for t, g in p.items()} for p in samples]
+            result["fma_peak_gflops"] = {str(t): max(p[t] for p in samples) for t in threads}
         if progress:
             progress(len(plan), len(plan), "done")
     finally:
@@ -262,7 +267,9 @@ def model_sums(result):
     for s in sums.values():
         s["of"] = sum(model_layer_count(m) for m in (timed if s["model"] == "all" else [s["model"]]))
         s["ratio"] = ratio(s["convkit_ms"], s["torch_ms"])
-    return list(sums.values())
+    order = list(sums)          # per pass: the models in table order, then 'all'
+    return sorted(sums.values(), key=lambda s: (s["pass"] != "forward", s["model"] == "all",
+                                                order.index((s["model"], s["pass"]))))
 
 
 def peak_share(row, result, threads=None):
@@ -340,6 +347,10 @@ def format_table(result):
            f"interleaved runs after 1 warm-up",
            f"FMA peak measured in this run: {peak_text}",
            "ratio = convkit ms / torch ms (< 1: convkit faster); err = max|convkit - torch| / max|torch|"]
+    samples = [p[str(t_main)] for p in result.get("fma_peak_samples") or []]
+    if samples and min(samples) < 0.9 * max(samples):
+        out.append(f"WARNING: the FMA peak measured {min(samples):.0f} and {max(samples):.0f} GFLOP/s at the start "
+                   f"and end of the run: something else used the CPU; timings may be disturbed")
     layers = [r for r in result["rows"] if r["kind"] == "layer"]
     for pass_ in ("forward", "backward"):
         rows = [r for r in layers if r["pass"] == pass_]
@@ -374,11 +385,11 @@ def format_table(result):
                 _table(["model", "batch", "convkit ms", "torch ms", "ratio", "target", "err"], body)]
     if len(result["threads"]) > 1:
         lo, hi = result["threads"][0], result["threads"][-1]
-        body = [[r["name"], r["pass"], f"{r['convkit_ms'][str(lo)]:.2f}", f"{r['convkit_ms'][str(hi)]:.2f}",
+        body = [[r["name"], r["pass"], r["batch"], f"{r['convkit_ms'][str(lo)]:.2f}", f"{r['convkit_ms'][str(hi)]:.2f}",
                  _fmt(speedup(r, "convkit", result), ".2f"), _fmt(speedup(r, "torch", result), ".2f")]
                 for r in result["rows"]]
         out += ["", f"thread scaling, {lo} -> {hi} threads (speedup = time at {lo} / time at {hi}):",
-                _table(["row", "pass", f"convkit ms {lo}T", f"convkit ms {hi}T", "convkit speedup",
+                _table(["row", "pass", "batch", f"convkit ms {lo}T", f"convkit ms {hi}T", "convkit speedup",
                         "torch speedup"], body)]
     if result["targets"]:
         note = "" if (result["batch"], t_main) == (16, 2) else " (defined at batch 16, 2 threads: indicative here)"
