@@ -8,13 +8,17 @@ cdef ck.Conv2dSizes _sizes(tuple g):
 
 
 def conv2d_forward(floating[::1] out, const floating[::1] x, const floating[::1] w,
-                   const floating[::1] bias, tuple sizes):
+                   const floating[::1] bias, tuple sizes, bint winograd=False):
+    """winograd: Winograd F(2x2, 3x3) instead of the implicit GEMM (3x3, stride 1, dilation 1)."""
     cdef ck.Conv2dSizes s = _sizes(sizes)
     cdef const floating* b = NULL
     if bias is not None:
         b = &bias[0]
     with nogil:
-        ck.conv2d_forward(&out[0], &x[0], &w[0], b, s)
+        if winograd:
+            ck.conv2d_winograd_forward(&out[0], &x[0], &w[0], b, s)
+        else:
+            ck.conv2d_forward(&out[0], &x[0], &w[0], b, s)
 
 
 def conv2d_backward_data(floating[::1] grad_x, const floating[::1] grad_out,

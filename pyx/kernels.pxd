@@ -26,3 +26,4 @@ cdef extern from "conv2d.hpp" namespace "convkit" nogil:
     void conv2d_forward[T](T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) except +
     void conv2d_backward_data[T](T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s) except +
     void conv2d_backward_weight[T](T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s) except +
+    void conv2d_winograd_forward[T](T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) except +

@@ -16,5 +16,7 @@ void set_isa(Isa isa);          // clamped to best_isa()
 template <class T> void conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s);
 template <class T> void conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s);
 template <class T> void conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s);
+// Winograd F(2x2, 3x3) forward (winograd_impl.hpp): 3x3 kernels, stride 1, dilation 1 only.
+template <class T> void conv2d_winograd_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s);
 
 }  // namespace convkit

@@ -11,6 +11,7 @@ namespace convkit {
     template <class T> void conv2d_forward(T*, const T*, const T*, const T*, const Conv2dSizes&); \
     template <class T> void conv2d_backward_data(T*, const T*, const T*, const Conv2dSizes&);   \
     template <class T> void conv2d_backward_weight(T*, const T*, const T*, const Conv2dSizes&); \
+    template <class T> void conv2d_winograd_forward(T*, const T*, const T*, const T*, const Conv2dSizes&); \
     }
 CONVKIT_DECLARE(generic)
 #ifdef CONVKIT_X86_DISPATCH
@@ -64,10 +65,15 @@ template <class T> void conv2d_backward_weight(T* grad_w, const T* grad_out, con
     CONVKIT_DISPATCH(conv2d_backward_weight, grad_w, grad_out, x, s)
 }
 
+template <class T> void conv2d_winograd_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) {
+    CONVKIT_DISPATCH(conv2d_winograd_forward, out, x, w, bias, s)
+}
+
 #define CONVKIT_INSTANTIATE(T)                                                                   \
     template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
     template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);
+    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);       \
+    template void conv2d_winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);
 CONVKIT_INSTANTIATE(float)
 CONVKIT_INSTANTIATE(double)
 

@@ -3,13 +3,15 @@
 // with -DCONVKIT_ISA=generic|avx2|avx512 and the matching -m flags; conv2d_dispatch.cpp
 // chooses among the variants at run time.
 #include "conv2d_impl.hpp"
+#include "winograd_impl.hpp"
 
 namespace convkit {
 namespace CONVKIT_ISA {
 #define CONVKIT_INSTANTIATE(T)                                                                   \
     template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
     template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);
+    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);        \
+    template void conv2d_winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);
 CONVKIT_INSTANTIATE(float)
 CONVKIT_INSTANTIATE(double)
 }  // namespace CONVKIT_ISA
