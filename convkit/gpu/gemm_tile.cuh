@@ -19,8 +19,8 @@
 // so a problem keeps ONE k cursor per operand and advances it by BK per fetch. The fetch of
 // step s+1 is issued before the math of step s (register prefetch: global latency overlaps
 // the math). STAGES = 1: one shared buffer, two barriers per step (v2); STAGES = 2: two
-// buffers, the prefetched step is stored into the other one while this one is read, one
-// barrier per step (v3).
+// buffers, the next step is stored into the other one while slower threads still read this
+// one, one barrier per step (v3).
 //
 // Problem interface (P is a per-thread object built by the kernel, templated on the Tile):
 //     __device__ void fetch(T (&a)[4], T (&b)[4]);   // this step's A and B elements (0 outside
@@ -101,26 +101,25 @@ __device__ __forceinline__ void gemm_tile_store(GemmSmem<Tile, T>& smem, int sta
 
 // acc[i][j] += sum over `steps` K steps of A[Math::row(i)][k] * B[k][Math::col(j)] (acc zeroed
 // by the caller). Every thread of the block must call it with the same `steps` (it contains
-// barriers, and the `step + 1 < steps` branches are uniform).
+// barriers). Step s stores its (prefetched) operands into buffer s % STAGES, meets the block,
+// issues step s+1's loads, then does the math. With one buffer a second barrier keeps the
+// next store from overwriting what slower threads still read; with two, step s+1 writes the
+// other buffer, whose last readers (step s-1) all passed step s's barrier -- one barrier per
+// step, plus one at the end so the next tile's first store waits for the last math.
 template <typename Tile, typename Math, typename T, typename Problem>
 __device__ void gemm_tile_accumulate(Problem& problem, index_t steps, GemmSmem<Tile, T>& smem,
                                      T (&acc)[Tile::TM][Tile::TM]) {
     T a[4], b[4];
-    if (steps <= 0) return;
-    problem.fetch(a, b);
-    gemm_tile_store<Tile, Math>(smem, 0, a, b);
-    __syncthreads();
+    if (steps > 0) problem.fetch(a, b);
     for (index_t step = 0; step < steps; ++step) {
-        const bool more = step + 1 < steps;
-        if (more) problem.fetch(a, b);     // next step's loads in flight during the math
-        const int stage = int(step % Tile::STAGES);
-        Math::step(smem.a[stage], smem.b[stage], acc);
-        if (more) {
-            if (Tile::STAGES == 1) __syncthreads();   // everyone has read the one buffer
-            gemm_tile_store<Tile, Math>(smem, int((step + 1) % Tile::STAGES), a, b);
-        }
+        const int stage = Tile::STAGES == 1 ? 0 : int(step % Tile::STAGES);
+        gemm_tile_store<Tile, Math>(smem, stage, a, b);
         __syncthreads();
+        if (step + 1 < steps) problem.fetch(a, b);     // next step's loads in flight during the math
+        Math::step(smem.a[stage], smem.b[stage], acc);
+        if (Tile::STAGES == 1) __syncthreads();
     }
+    if (Tile::STAGES > 1) __syncthreads();
 }
 
 template <typename T, int TM>
