@@ -1,9 +1,15 @@
 // convkit/gpu/conv2d.cu -- conv2d forward, backward-data, backward-weight on the GPU.
 //
 // Versions (STYLE.md 6; convkit/gpu/conv.py picks one, bench/bench_gpu_conv.py compares them):
-//   v1  one thread per output element, a plain port of the definition (the oracle for v2).
-//   v2  implicit GEMM tiled in shared memory (gemm_tile.cuh: 64 x 64 block tile, BK = 16,
-//       256 threads x 4 x 4 register micro-tiles), operands gathered on the fly. DEFAULT.
+//   v1   one thread per output element, a plain port of the definition (the oracle for v2/v3).
+//   v2   implicit GEMM tiled in shared memory (gemm_tile.cuh GemmV2: 64 x 64 block tile,
+//        BK = 16, 256 threads x 4 x 4 register micro-tiles), operands gathered on the fly.
+//        DEFAULT for float64 and for GEMMs too small to fill the device with v3 tiles.
+//   v3   GemmV3: 128 x 128 tile, BK = 8, 256 threads x 8 x 8 (2 x 2 sub-tiles of 4 x 4),
+//        double-buffered shared tiles; same operands (conv_gemm_operands.cuh). DEFAULT for
+//        float32 GEMMs with >= 128 rows and >= 2 x 132 tiles (conv.py _pick_version).
+//   tf32 conv2d_forward_tf32, float only, opt-in (conv.py allow_tf32): v3's tiles and
+//        operands, the math as m16n8k8 TF32 mma.sync per warp (mma.cuh).
 // Per group g (Cig = C_in/G, Cog = C_out/G, grid z = group), the three v2 GEMMs are
 //   forward          out (Cog x N*OH*OW)  = W[g] (Cog x Cig*KH*KW) * im2col(x) (Cig*KH*KW x N*OH*OW)
 //   backward-data    dx  (Cig x N*H*W)    = W[g]^T (Cig x Cog*KH*KW) * gather(dy) (Cog*KH*KW x N*H*W)
@@ -20,23 +26,29 @@
 //       tests/test_conv_transpose.py tests/test_linear.py   (gpu cases: a GPU, or the CUDA emulator)
 // Bench: python -m pytest bench/bench_gpu_conv.py --benchmark-only   (needs a GPU)
 //
-// Roofline (v2, float32; estimates, no GPU measured yet -- issue 7):
-//   global/L2: a 64 x 64 x 16 step loads 2 * 64 * 16 values (8 KiB) for 64 * 64 * 16 FMAs
-//     (131 kFLOP): 16 FLOP/byte. H100 SXM: 67 TFLOP/s / 3.35 TB/s = 20 FLOP/byte ridge, and
-//     the operand re-reads mostly hit L2, so DRAM is not the limit on the AlexNet layers.
-//   shared memory: per k a thread issues 8 scalar shared loads for 16 FMAs; an SM issues one
-//     shared wavefront per clock against four FFMA warp-instructions, so LDS throughput caps
-//     this tile scheme at ~50% of the FP32 peak: expect 20-30 TFLOP/s (30-45%) on the big
-//     AlexNet layers, less on stride > 1 backward-data (stride_h * stride_w of the gathered
-//     dy values are zeros) and on thin layers (conv1: K = 363). The next step (issue 7):
-//     128 x 128 tiles with 8 x 8 micro-tiles and float4 shared loads (4 FMAs per load).
-// Resource usage (nvcc 13 --resource-usage, sm_90, float / double):
-//   v2 conv2d_forward                 128 / 128 registers (__launch_bounds__(256, 2): 2 blocks per SM),
-//                                     spills 8 / 184 B, static smem 8256 / 16512 B
-//   v2 conv2d_backward_data           128 / 128 registers, spills 92 / 200 B, smem 8256 / 16512 B
-//   v2 conv2d_backward_weight         128 / 128 registers, spills 56 / 228 B, smem 8256 / 16512 B
+// Roofline (float32; estimates, no GPU measured yet -- issue 7; docs/gpu-kernels.md):
+//   global/L2: a BM x BN x BK step loads (BM + BN) * BK values for BM * BN * BK FMAs: 16 FLOP/B
+//     (v2), 32 FLOP/B (v3). H100 SXM ridge: 67 TFLOP/s / 3.35 TB/s = 20 FLOP/byte; the operand
+//     re-reads mostly hit L2, so DRAM is not the limit on the AlexNet layers.
+//   shared memory: v2 issues per k 8 scalar shared loads for 16 FMAs per thread; an SM serves
+//     about one shared wavefront per clock against four FFMA warp-instructions, so LDS caps v2
+//     at ~50% of the FP32 peak. v3 issues 4 vector (4-word) loads for 64 FMAs: the cap moves
+//     past 100%, leaving issue slots, latency (one block = 8 warps per SM) and the gather's
+//     index arithmetic as the limits. Less on stride > 1 backward-data (stride_h * stride_w
+//     of the gathered dy values are zeros) and on thin layers (conv1: K = 363).
+// Resource usage (nvcc 13 --resource-usage via .ci/compile_cuda.py, sm_90, float / double;
+// registers, spill stores / loads in bytes, static smem):
+//   v2 conv2d_forward                 128 / 128 (__launch_bounds__(256, 2): 2 blocks per SM),
+//                                     spills 60/212 / 216/552 B, smem 8256 / 16512 B
+//   v2 conv2d_backward_data           128 / 128, spills 68/156 / 168/396 B, smem 8256 / 16512 B
+//   v2 conv2d_backward_weight         128 / 128, spills 0/0 / 200/348 B, smem 8256 / 16512 B
 //      (uncapped, the three used 152-168 registers: 1 block = 8 warps per SM; a few spilled
 //      per-tile indices cost less than half the occupancy -- to be measured, issue 7)
+//   v3 conv2d_forward_v3              249 / 255 (__launch_bounds__(256, 1)), spills 0 / 80 B, smem 16640 / 33280 B
+//   v3 conv2d_backward_data_v3        214 / 255, spills 0 / 108 B, smem 16640 / 33280 B
+//   v3 conv2d_backward_weight_v3      251 / 255, spills 0 / 148 B, smem 16640 / 33280 B
+//      (double: 64 accumulators = 128 registers, so v3 spills and is never picked by default)
+//   tf32 conv2d_forward_tf32          254 (float only), no spills, smem 17408 B
 //   conv2d_backward_weight_reduce     31 / 32 registers
 //   v1 forward / backward_data / backward_weight   64 / 60 / 64 registers (float), no smem, no spills
 #include "common.cuh"
