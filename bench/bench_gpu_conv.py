@@ -1,5 +1,6 @@
 """conv2d forward and backward on the GPU: convkit (CUDA kernels v2, and v1 for comparison)
-vs PyTorch + cuDNN, float32, TF32 OFF, on the AlexNet conv layers at batch 128 (issue 7).
+vs PyTorch + cuDNN, float32, TF32 OFF, on the AlexNet conv layers at batch 128 (issue 7), plus
+the opt-in TF32 tensor-core forward against cuDNN with TF32 ON.
 
 What it measures, per layer of convkit/layer_table.py's AlexNet variants (torchvision and
 Caffe, the latter with groups=2 on conv2/4/5) and of MobileNet v1's depthwise 3x3 layers
@@ -7,8 +8,12 @@ Caffe, the latter with groups=2 on conv2/4/5) and of MobileNet v1's depthwise 3x
     forward   convkit.conv2d (cupy arrays)       vs torch.nn.functional.conv2d (cuda tensors)
     backward  convkit.conv2d_backward            vs torch.ops.aten.convolution_backward
               (grad_x, grad_weight, grad_bias all three in both)
-    impls     "convkit" (v2: tiled implicit GEMM, the default), "convkit-v1" (one thread per
-              output, gpu_conv.kernel_version(1); fewer rounds, it is slow), "torch".
+    impls     "convkit" (the default per-call choice of v2 / v3, gpu_conv._pick_version),
+              "convkit-v2" / "convkit-v3" (forced: 64 x 64 / 128 x 128 tiles,
+              gpu_conv.kernel_version), "convkit-v1" (one thread per output; fewer rounds, it is
+              slow), "torch" (TF32 off); forward only: "convkit-tf32" (gpu_conv.allow_tf32: the
+              mma.sync TF32 kernel) vs "torch-tf32" (torch.backends.cudnn/cuda.matmul.allow_tf32
+              = True inside the case), checked with RTOL_TF32.
 Timing: every call is bracketed by two CUDA events on the current stream and synchronised;
 extra_info["median_ms"] is the median of the event intervals (warm-up call, which includes
 the NVRTC compile / cuDNN autotune, excluded), extra_info["gflops"] = FLOPs / that median
@@ -50,14 +55,18 @@ except ImportError:
 
 BATCH = 128
 LAYERS = by_model("alexnet_tv") + by_model("alexnet_caffe")
-IMPLS = ("convkit", "convkit-v1", "torch")
+IMPLS = ("convkit", "convkit-v2", "convkit-v3", "convkit-v1", "torch")
+TF32_IMPLS = ("convkit-tf32", "torch-tf32")   # forward only
 # MobileNet v1's depthwise 3x3 layers (issue 7: not slower than torch); they run on the direct
 # depthwise kernels (depthwise.cu), which have no v1, so convkit vs torch only.
 DEPTHWISE_LAYERS = _depthwise_bench.LAYERS
-ROUNDS = {"convkit": 10, "convkit-v1": 3, "torch": 10}   # timed rounds (plus one warm-up)
+ROUNDS = {"convkit": 10, "convkit-v2": 10, "convkit-v3": 10, "convkit-v1": 3, "torch": 10,
+          "convkit-tf32": 10, "torch-tf32": 10}   # timed rounds (plus one warm-up)
 RTOL = 1e-4
+RTOL_TF32 = 5e-3     # TF32 operands: 11 significant bits
 CASES = ([(layer, impl) for layer in LAYERS for impl in IMPLS]
          + [(layer, impl) for layer in DEPTHWISE_LAYERS for impl in ("convkit", "torch")])
+FORWARD_CASES = CASES + [(layer, impl) for layer in LAYERS for impl in TF32_IMPLS]
 
 
 def _case_id(case):
@@ -126,11 +135,11 @@ def _reference(layer, pass_):
     return convkit.conv2d_backward(gy, x, w, *_conv_args(layer))
 
 
-def _check(what, got, ref):
+def _check(what, got, ref, rtol=RTOL):
     got = np.asarray(got, dtype=np.float64)
     assert got.shape == ref.shape, f"{what}: shape {got.shape}, reference {ref.shape}"
     err = float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-30))
-    assert err <= RTOL, f"{what}: max relative error {err:.3g} > {RTOL:g} (NaN: not written)"
+    assert err <= rtol, f"{what}: max relative error {err:.3g} > {rtol:g} (NaN: not written)"
     return err
 
 
@@ -156,7 +165,7 @@ class _EventTimed:
 
 
 def _timer(cupy, impl, fn):
-    if impl == "torch":
+    if impl.startswith("torch"):
         return _EventTimed(fn, lambda: torch.cuda.Event(enable_timing=True), lambda s, e: s.elapsed_time(e))
     return _EventTimed(fn, cupy.cuda.Event, cupy.cuda.get_elapsed_time)
 
@@ -164,23 +173,43 @@ def _timer(cupy, impl, fn):
 def _run(benchmark, cupy, impl, fn):
     """benchmark.pedantic (1 warm-up round, ROUNDS[impl] timed) -> (last result, CUDA-event median ms)."""
     timed = _timer(cupy, impl, fn)
-    version = gpu_conv.kernel_version(1) if impl == "convkit-v1" else contextlib.nullcontext()
-    with version:
+    with _impl_settings(impl):
         result = benchmark.pedantic(timed, rounds=ROUNDS[impl], warmup_rounds=1, iterations=1)
     return result, timed.median_ms(warmup=1)
 
 
+@contextlib.contextmanager
+def _impl_settings(impl):
+    """The kernel version / TF32 switches of `impl` for the duration of its timed calls."""
+    if impl in ("convkit-v1", "convkit-v2", "convkit-v3"):
+        with gpu_conv.kernel_version(int(impl[-1])):
+            yield
+    elif impl == "convkit-tf32":
+        with gpu_conv.allow_tf32():
+            yield
+    elif impl == "torch-tf32":
+        before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    else:
+        yield
+
+
 def _record(benchmark, layer, impl, pass_, flops, output, median_ms, err):
-    benchmark.group = f"gpu conv2d {pass_} {layer.name} batch{BATCH}"
+    group = f"gpu conv2d {pass_} {layer.name} batch{BATCH}"
+    benchmark.group = group + " tf32" if impl in TF32_IMPLS else group
     benchmark.extra_info.update(
-        op="conv2d", device="gpu", dtype="float32", tf32=False, layer=layer.name, model=layer.model,
+        op="conv2d", device="gpu", dtype="float32", tf32=impl in TF32_IMPLS, layer=layer.name, model=layer.model,
         model_layers=len(by_model(layer.model)), batch=BATCH, impl=impl, flops=flops, output=output,
         max_rel_err=err, median_ms=median_ms, gflops=flops / (median_ms * 1e-3) / 1e9, timing="CUDA events")
     benchmark.extra_info["pass"] = pass_
 
 
 def _device_arrays(cupy, impl, arrays):
-    if impl == "torch":
+    if impl.startswith("torch"):
         pytest.importorskip("torch")
         if not torch.cuda.is_available():
             pytest.skip("torch has no CUDA device")
@@ -194,12 +223,12 @@ def _to_host(cupy, a):
 
 # --------------------------------------------------------------------------- benchmarks
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@pytest.mark.parametrize("case", FORWARD_CASES, ids=_case_id)
 def test_gpu_conv2d_forward(benchmark, cp, case):
     layer, impl = case
     x, w, b, _ = _device_arrays(cp, impl, _host_inputs(layer))
     args = _conv_args(layer)
-    if impl == "torch":
+    if impl.startswith("torch"):
         with torch.no_grad():
             y, ms = _run(benchmark, cp, impl, lambda: torch.nn.functional.conv2d(x, w, b, *args))
         output = "allocated per call (torch caching allocator)"
@@ -208,7 +237,8 @@ def test_gpu_conv2d_forward(benchmark, cp, case):
         y, ms = _run(benchmark, cp, impl, lambda: convkit.conv2d(x, w, b, *args, out=out))
         assert y is out
         output = "preallocated out="
-    err = _check(f"{impl} {layer.name} forward", _to_host(cp, y), _reference(layer, "forward")[0])
+    err = _check(f"{impl} {layer.name} forward", _to_host(cp, y), _reference(layer, "forward")[0],
+                 RTOL_TF32 if impl in TF32_IMPLS else RTOL)
     _record(benchmark, layer, impl, "forward", layer.flops(BATCH), output, ms, err)
 
 
@@ -217,7 +247,7 @@ def test_gpu_conv2d_backward(benchmark, cp, case):
     layer, impl = case
     x, w, _, gy = _host_inputs(layer)
     x, w, gy = _device_arrays(cp, impl, (x, w, gy))
-    if impl == "torch":
+    if impl.startswith("torch"):
         aten_args = _aten_args(layer)
         with torch.no_grad():
             grads, ms = _run(benchmark, cp, impl, lambda: torch.ops.aten.convolution_backward(gy, x, w, *aten_args))

@@ -64,8 +64,9 @@ class Source:
         SOURCES.append(self)
 
     def name_expressions(self) -> list[str]:
-        """Every instantiation: each template for float and double."""
-        return [expr.format(T=t) for expr in self.templates.values() for t in CTYPES.values()]
+        """Every instantiation: each template for float and double (once each)."""
+        exprs = [expr.format(T=t) for expr in self.templates.values() for t in CTYPES.values()]
+        return list(dict.fromkeys(exprs))   # a template fixed to one type ("k<float>") once
 
     def kernel(self, name: str, dtype):
         """The compiled kernel `name` for dtype, as a Launcher, on the current device."""

@@ -2,13 +2,17 @@
 convkit/gpu/conv2d.cu (implicit GEMM, any conv) and convkit/gpu/depthwise.cu (direct),
 chosen per call by `_shapes.is_depthwise` -- the rule convkit/cpu/conv.py applies too.
 
-Same functions, signatures and results as convkit/cpu/conv.py, on cupy arrays. Two versions
-of the GEMM-path kernels (see the top of conv2d.cu): v2 (tiled, the default) and v1 (one
-thread per output, the plain port); `kernel_version(1)` switches to v1 for tests and the
-benchmark. The transposed convolution (convkit/ops/transpose.py) and linear
-(convkit/gpu/linear.py) run on these functions.
+Same functions, signatures and results as convkit/cpu/conv.py, on cupy arrays. Three versions
+of the GEMM-path kernels (see the top of conv2d.cu): v1 (one thread per output, the plain
+port), v2 (64 x 64 tiles) and v3 (128 x 128 tiles, 8 x 8 per thread, double-buffered). By
+default each pass picks v2 or v3 from its GEMM size (`_pick_version`: v3 only when its
+128 x 128 tiles fill the device); `kernel_version(n)` forces one for tests and the benchmark.
+`allow_tf32(True)` (off by default) runs float32 forward GEMM-path convs on the TF32
+tensor-core kernel (mma.cuh); float64 and the backward passes never use it. The transposed
+convolution (convkit/ops/transpose.py) and linear (convkit/gpu/linear.py) run on these functions.
 
-Test: python -m pytest tests/test_conv2d.py tests/test_depthwise.py   Bench: bench/bench_gpu_conv.py
+Test: python -m pytest tests/test_conv2d.py tests/test_gpu_conv_versions.py tests/test_depthwise.py
+Bench: bench/bench_gpu_conv.py
 """
 from __future__ import annotations
 
@@ -22,11 +26,22 @@ from ._runtime import Source, blocks_for
 
 _CONV = Source("conv2d.cu", [
     "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_weight_reduce",
-    "conv2d_forward_v1", "conv2d_backward_data_v1", "conv2d_backward_weight_v1"])
+    "conv2d_forward_v1", "conv2d_backward_data_v1", "conv2d_backward_weight_v1",
+    "conv2d_forward_v3", "conv2d_backward_data_v3", "conv2d_backward_weight_v3", "conv2d_forward_tf32<float>"])
 _DEPTHWISE = Source("depthwise.cu", [
     "depthwise_conv2d_forward", "depthwise_conv2d_backward_data", "depthwise_conv2d_backward_weight"])
 
-GEMM_TILE, GEMM_BK, GEMM_THREADS = 64, 16, 256   # must match gemm_tile.cuh (GEMM_BM = GEMM_BN, GEMM_BK)
+GEMM_THREADS = 256       # every tiled kernel (gemm_tile.cuh)
+GEMM_TILE = {2: 64, 3: 128}   # BM = BN of each version's tile (gemm_tile.cuh: GemmV2, GemmV3; tf32 as v3)
+GEMM_BK = 16             # backward-weight chunks are multiples of this (of every version's BK: 16, 8)
+# The v2 / v3 rule (_pick_version): v3's 128 x 128 tiles do twice the FMAs per shared-memory
+# load but there are 4x fewer of them and one block per SM; use them only when the GEMM has
+# rows for a whole tile and enough tiles for V3_MIN_TILES_PER_SM blocks on every SM of the
+# biggest part we target (132 SMs: H100 SXM; H200 alike), and only in float32 (in double the
+# 64 accumulators take 128 registers and v3 spills; see conv2d.cu). A function of the shapes
+# and dtype only, never of the device, so results are the same on every GPU.
+SMS = 132
+V3_MIN_TILES_PER_SM = 2
 THREADS = 256            # block size of the one-thread-per-element kernels
 DW_THREADS = 256         # block size of depthwise_conv2d_backward_weight (depthwise.cu)
 MAX_GRID_X, MAX_GRID_YZ = 2**31 - 1, 65535
@@ -38,20 +53,47 @@ MIN_CHUNK = 512          # positions per split at least (shorter ones waste the 
 MAX_CHUNK = 8192         # ... and at most (float32 accumulation error grows with the chunk)
 WORKSPACE_BYTES = 64 << 20   # partial buffers at most (fewer, longer chunks beyond that)
 
-_version = 2
+_version = None          # None: _pick_version per pass; 1, 2, 3: forced by kernel_version
+_tf32 = False
 
 
 @contextlib.contextmanager
 def kernel_version(version: int):
-    """Run the GEMM-path convs on kernel version 1 (plain) or 2 (tiled, default) inside the block."""
+    """Run the GEMM-path convs on kernel version 1 (plain), 2 (64 x 64 tiles) or 3 (128 x 128
+    tiles) inside the block, instead of the per-call choice of `_pick_version`."""
     global _version
-    if version not in (1, 2):
-        raise ValueError(f"kernel_version: version must be 1 or 2, got {version!r}")
+    if version not in (1, 2, 3):
+        raise ValueError(f"kernel_version: version must be 1, 2 or 3, got {version!r}")
     before, _version = _version, version
     try:
         yield
     finally:
         _version = before
+
+
+@contextlib.contextmanager
+def allow_tf32(enabled: bool = True):
+    """Inside the block, float32 forward GEMM-path convs (not depthwise, not under
+    kernel_version(1)) run on the TF32 tensor-core kernel (conv2d_forward_tf32): operands
+    rounded to TF32 (10-bit mantissa, round to nearest, ties away), products accumulated in
+    float32 -- relative error ~1e-3 instead of ~1e-6. Off by default, like
+    torch.backends.cudnn.allow_tf32 = False; float64 and backward passes never use it."""
+    global _tf32
+    before, _tf32 = _tf32, bool(enabled)
+    try:
+        yield
+    finally:
+        _tf32 = before
+
+
+def _pick_version(rows: int, columns: int, outer: int, dtype) -> int:
+    """The tiled version for a GEMM of `rows` x `columns` per group, `outer` groups: the forced
+    one, else 3 for float32 when the 128 x 128 tiles fill the device (V3_MIN_TILES_PER_SM), else 2."""
+    if _version is not None:
+        return _version
+    tiles = _ceil_div(rows, GEMM_TILE[3]) * _ceil_div(columns, GEMM_TILE[3]) * outer
+    big = rows >= GEMM_TILE[3] and tiles >= V3_MIN_TILES_PER_SM * SMS
+    return 3 if big and np.dtype(dtype) == np.float32 else 2
 
 
 def _sizes(g) -> tuple:
@@ -64,10 +106,16 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _gemm_grid(columns: int, rows: int, outer: int) -> tuple:
-    """Tiles on (x, y, z), capped at the grid limits (the kernels' tile loops cover the rest)."""
-    return (min(_ceil_div(columns, GEMM_TILE), MAX_GRID_X), min(_ceil_div(rows, GEMM_TILE), MAX_GRID_YZ),
+def _gemm_grid(columns: int, rows: int, outer: int, version: int) -> tuple:
+    """Tiles of `version` on (x, y, z), capped at the grid limits (the kernels' tile loops cover the rest)."""
+    tile = GEMM_TILE[version]
+    return (min(_ceil_div(columns, tile), MAX_GRID_X), min(_ceil_div(rows, tile), MAX_GRID_YZ),
             min(outer, MAX_GRID_YZ))
+
+
+def _gemm_kernel(name: str, version: int) -> str:
+    """The kernel name of a tiled pass: v2 has the plain name, v3 the suffix _v3."""
+    return name if version == 2 else f"{name}_v3"
 
 
 def _elementwise(source, name, count, args, dtype):
@@ -75,17 +123,22 @@ def _elementwise(source, name, count, args, dtype):
     source.kernel(name, dtype)(blocks_for(count, THREADS), THREADS, args)
 
 
-def _launch_pass(kernels, g, result, args, gemm_columns, gemm_rows):
+def _launch_pass(kernels, g, result, args, gemm_columns, gemm_rows, tf32=None):
     """One forward / backward-data pass into `result` on its kernel, per the rule of the top:
-    kernels = (depthwise direct, v1 one-thread-per-element, v2 GEMM) names; the v2 GEMM has
-    gemm_rows = the group's result channels and gemm_columns = N * result pixels."""
+    kernels = (depthwise direct, v1 one-thread-per-element, tiled GEMM) names; the GEMM has
+    gemm_rows = the group's result channels and gemm_columns = N * result pixels. `tf32`: the
+    tensor-core kernel's name, used for float32 under allow_tf32 (forward only)."""
     depthwise, v1, gemm = kernels
     if is_depthwise(g):
         _elementwise(_DEPTHWISE, depthwise, result.size, args, result.dtype)
     elif _version == 1:
         _elementwise(_CONV, v1, result.size, args, result.dtype)
+    elif tf32 is not None and _tf32 and result.dtype == np.float32:
+        _CONV.kernel(tf32, result.dtype)(_gemm_grid(gemm_columns, gemm_rows, g.groups, 3), GEMM_THREADS, args)
     else:
-        _CONV.kernel(gemm, result.dtype)(_gemm_grid(gemm_columns, gemm_rows, g.groups), GEMM_THREADS, args)
+        version = _pick_version(gemm_rows, gemm_columns, g.groups, result.dtype)
+        _CONV.kernel(_gemm_kernel(gemm, version), result.dtype)(
+            _gemm_grid(gemm_columns, gemm_rows, g.groups, version), GEMM_THREADS, args)
 
 
 def _bias_args(bias, like) -> tuple:
@@ -105,7 +158,7 @@ def conv2d_forward(x, weight, bias, g, out=None):
         return y
     _launch_pass(("depthwise_conv2d_forward", "conv2d_forward_v1", "conv2d_forward"), g, y,
                  (y.reshape(-1), flat(x), flat(weight), *_bias_args(bias, x), *_sizes(g)),
-                 g.n * g.out_size[0] * g.out_size[1], g.c_out // g.groups)
+                 g.n * g.out_size[0] * g.out_size[1], g.c_out // g.groups, tf32="conv2d_forward_tf32")
     return y
 
 
@@ -120,7 +173,7 @@ def conv2d_backward_data(grad_out, weight, g, out=None):
     return gx
 
 
-def _weight_splits(g, itemsize: int) -> tuple:
+def _weight_splits(g, itemsize: int, version: int = 2) -> tuple:
     """(splits, chunk) of backward-weight's reduction over P = N*OH*OW positions.
 
     A function of the shapes and dtype only (never of the device), so the summation order,
@@ -128,7 +181,8 @@ def _weight_splits(g, itemsize: int) -> tuple:
     """
     positions = g.n * g.out_size[0] * g.out_size[1]
     columns = g.c_in // g.groups * g.kernel[0] * g.kernel[1]
-    tiles = _ceil_div(g.c_out // g.groups, GEMM_TILE) * _ceil_div(columns, GEMM_TILE) * g.groups
+    tile = GEMM_TILE[version]
+    tiles = _ceil_div(g.c_out // g.groups, tile) * _ceil_div(columns, tile) * g.groups
     splits = max(_ceil_div(positions, MAX_CHUNK), _ceil_div(TARGET_BLOCKS, tiles))
     splits = min(splits, _ceil_div(positions, MIN_CHUNK), WORKSPACE_BYTES // (g.c_out * columns * itemsize))
     chunk = _ceil_div(_ceil_div(positions, max(splits, 1)), GEMM_BK) * GEMM_BK
@@ -147,11 +201,12 @@ def conv2d_backward_weight(grad_out, x, weight_shape, g):
     elif _version == 1:
         _elementwise(_CONV, "conv2d_backward_weight_v1", gw.size, (gw.reshape(-1), dy, xs, *sizes), dtype)
     else:
-        splits, chunk = _weight_splits(g, gw.itemsize)
+        columns, rows = gw.size // g.c_out, g.c_out // g.groups
+        version = _pick_version(rows, columns, g.groups, dtype)   # on the tiles alone: splits fill the device anyway
+        splits, chunk = _weight_splits(g, gw.itemsize, version)
         partial = gw if splits == 1 else empty((splits, gw.size), gw)
-        columns = gw.size // g.c_out
-        grid = _gemm_grid(columns, g.c_out // g.groups, g.groups * splits)
-        _CONV.kernel("conv2d_backward_weight", dtype)(
+        grid = _gemm_grid(columns, rows, g.groups * splits, version)
+        _CONV.kernel(_gemm_kernel("conv2d_backward_weight", version), dtype)(
             grid, GEMM_THREADS, (partial.reshape(-1), dy, xs, i64(chunk), i64(splits), *sizes))
         if splits > 1:
             _elementwise(_CONV, "conv2d_backward_weight_reduce", gw.size,

@@ -24,6 +24,9 @@
 // (internal linkage) and a mutex serialises launches of one library across host threads.
 #pragma once
 
+// Lets a source select emulator-only code (e.g. convkit/gpu/mma.cuh: no inline PTX here).
+#define CUDA_EMULATOR 1
+
 #include <math.h>
 #include <ucontext.h>
 #include <sys/mman.h>
@@ -363,6 +366,65 @@ T shuffle(int site, int line, ShuffleMode mode, unsigned mask, T var, int arg, i
     if (src < nthreads) std::memcpy(&result, &g.shuffle_slots[src], sizeof(T));
     wait_at(SHUFFLE_READ, site, line);    // every lane has read before the slots are reused
     return result;
+}
+
+// ------------------------------------------------------------------ TF32 tensor-core emulation
+// For convkit/gpu/mma.cuh (the only place kernels use them): cvt.rna.tf32.f32 and one
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, written from the PTX ISA's fragment
+// layout (see mma.cuh), independently of how kernels index their fragments.
+
+// cvt.rna.tf32.f32: round the float's bits to a 10-bit mantissa, to nearest, ties away from
+// zero (add half of the dropped 13 bits' unit, then clear them; a carry bumps the exponent,
+// and values at or past the largest TF32 + half a unit become infinity, as RNA rounding
+// does). Infinities stay; NaNs stay NaN (quiet, low bits cleared).
+inline unsigned cvt_rna_tf32(float x) {
+    unsigned u;
+    std::memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u)
+        return (u & 0x007fffffu) ? (u | 0x00400000u) & 0xffffe000u : u;
+    return (u + 0x1000u) & 0xffffe000u;
+}
+
+namespace {
+struct MmaFragments { unsigned a[4], b[2]; };
+MmaFragments mma_slots[kMaxThreads];
+constexpr int kMmaSite = -1;   // one meeting point for every mma call (sites are >= 0 otherwise)
+
+float tf32_operand(unsigned bits) {   // the tensor core reads only the top 19 bits
+    bits &= 0xffffe000u;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+}
+}  // namespace
+
+// Warp-collective: every lane stores its A and B fragments, meets the others (like a
+// shuffle: the whole block, uniformly), computes its four D elements, meets again.
+inline void mma_m16n8k8_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], int line) {
+    if (!g.fibers_on) wait_at(SHUFFLE_WRITE, kMmaSite, line);   // reports the fast-path error
+    const int tid = g.current, lane = tid % 32, warp0 = tid - lane;
+    const int nthreads = int(g.block_dim.x * g.block_dim.y * g.block_dim.z);
+    if (warp0 + 32 > nthreads)
+        throw Error(where() + ": mma.sync in a partial warp (block of " + std::to_string(nthreads) + " threads)");
+    for (int i = 0; i < 4; ++i) mma_slots[tid].a[i] = a[i];
+    for (int i = 0; i < 2; ++i) mma_slots[tid].b[i] = b[i];
+    wait_at(SHUFFLE_WRITE, kMmaSite, line);
+    const int group = lane / 4, tig = lane % 4;
+    float out[4];
+    for (int e = 0; e < 4; ++e) {
+        const int row = group + 8 * (e / 2), col = 2 * tig + e % 2;
+        float acc = d[e];
+        for (int k = 0; k < 8; ++k) {
+            // A[row][k]: lane 4 * (row % 8) + k % 4, register (row >= 8) + 2 * (k >= 4)
+            const unsigned av = mma_slots[warp0 + 4 * (row % 8) + k % 4].a[(row / 8) + 2 * (k / 4)];
+            // B[k][col]: lane 4 * col + k % 4, register k >= 4
+            const unsigned bv = mma_slots[warp0 + 4 * col + k % 4].b[k / 4];
+            acc += tf32_operand(av) * tf32_operand(bv);   // exact product (11 x 11 bits), float sum
+        }
+        out[e] = acc;
+    }
+    wait_at(SHUFFLE_READ, kMmaSite, line);   // every lane has read before the slots are reused
+    for (int e = 0; e < 4; ++e) d[e] = out[e];
 }
 
 // ------------------------------------------------------------------ kernel description
