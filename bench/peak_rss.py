@@ -14,7 +14,8 @@ the end that torch was never imported. Every child does, in order:
   3. read ru_maxrss (the peak so far: imports + weight initialisation, whose float64
      temporaries are the same in both children), then reset the kernel's high-water mark
      (write 5 to /proc/self/clear_refs; resets VmHWM and ru_maxrss).
-  4. two forward passes (eval; torch under no_grad; inplace ReLU on both sides; the output
+  4. two forward passes (eval; torch.no_grad() / convkit.nn.no_grad(), so neither keeps
+     activations for a backward; inplace ReLU on both sides; the output
      of the first is dropped before the second, as a serving loop would).
   5. read VmHWM = "forward peak": the most resident memory at any moment of the forwards,
      everything included (interpreter, libraries, weights, input, activations, scratch).
@@ -80,7 +81,8 @@ def child(lib, variant, batch, threads):
                 return twin(tx)
     else:
         def forward():
-            return model(x)
+            with convkit.nn.no_grad():   # inference, as torch.no_grad() on the other side
+                return model(x)
     gc.collect()
     built = _rss()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -39,6 +39,7 @@ import numpy as np
 
 import convkit
 
+from . import nn
 from .layer_table import MODELS, by_model, model_layer_count
 from .summary import leaf_modules
 
@@ -144,7 +145,11 @@ def _model_calls(model_name, batch, torch):
     def torch_forward():
         with torch.no_grad():
             return twin(tx)
-    return {"convkit": lambda: lambda: model(x), "torch": lambda: torch_forward}
+
+    def convkit_forward():
+        with nn.no_grad():   # like torch.no_grad(): nothing kept for a backward
+            return model(x)
+    return {"convkit": lambda: convkit_forward, "torch": lambda: torch_forward}
 
 
 # --------------------------------------------------------------------------- timing

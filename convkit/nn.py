@@ -8,7 +8,9 @@
     net.zero_grad(); net.backward(loss_fn.backward()); opt.step()
 
 A layer holds its parameters (and buffers such as batch-norm running statistics) and
-what its backward needs from the last forward, nothing else; `backward(grad_out)` returns
+what its backward needs from the last forward, nothing else (and not even that inside
+``with nn.no_grad():``, the inference mode: every activation is then freed as soon as the
+next layer has consumed it, as under ``torch.no_grad()``); `backward(grad_out)` returns
 the gradient of the input and stores parameter gradients, read by `grads()` /
 `named_grads()` and applied by `SGD.step()`. Parameter names follow PyTorch's
 (`features.0.weight`), so a PyTorch ``state_dict`` converted to NumPy loads:
@@ -21,6 +23,7 @@ linear weights and biases), drawn from an explicit ``numpy.random.Generator``: p
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 
@@ -35,6 +38,29 @@ def manual_seed(seed: int) -> None:
     """Re-seed the generator that layers created without ``rng=`` draw their weights from."""
     global _default_rng
     _default_rng = np.random.default_rng(seed)
+
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inference mode: forward passes inside the block save nothing for backward (no layer
+    inputs, no max-pool indices unless a MaxUnpool2d uses them), so a model's forward holds
+    only the activations still in use -- about a fifth less peak memory for AlexNet at batch 16
+    (bench/peak_rss.py). backward() after such a forward raises RuntimeError. Nests; restores
+    the previous mode on exit."""
+    global _grad_enabled
+    before, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = before
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return _grad_enabled
 
 
 def _rng(rng):
@@ -98,6 +124,17 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def _save(self, **values):
+        """Keep what backward needs from this forward (nothing inside no_grad())."""
+        object.__setattr__(self, "_saved", values if _grad_enabled else None)
+
+    def _saved_values(self):
+        saved = self.__dict__.get("_saved")
+        if saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward pass saved what backward "
+                               f"needs (none ran yet, or it ran inside convkit.nn.no_grad())")
+        return saved
 
     def train(self, mode: bool = True):
         object.__setattr__(self, "training", bool(mode))
@@ -293,11 +330,11 @@ class Conv2d(_ConvNd):
                          bias, rng, dtype)
 
     def forward(self, x):
-        self._x = x
+        self._save(x=x)
         return type(self)._fwd(x, self.weight, self.bias, **self._args())
 
     def backward(self, grad_out):
-        gx, gw, gb = type(self)._bwd(grad_out, self._x, self.weight, **self._args())
+        gx, gw, gb = type(self)._bwd(grad_out, self._saved_values()["x"], self.weight, **self._args())
         self._set_grad("weight", gw)
         if self.bias is not None:
             self._set_grad("bias", gb)
@@ -327,11 +364,11 @@ class ConvTranspose2d(_ConvNd):
         return dict(super()._args(), output_padding=self.output_padding)
 
     def forward(self, x):
-        self._x = x
+        self._save(x=x)
         return F.conv_transpose2d(x, self.weight, self.bias, **self._args())
 
     def backward(self, grad_out):
-        gx, gw, gb = F.conv_transpose2d_backward(grad_out, self._x, self.weight, **self._args())
+        gx, gw, gb = F.conv_transpose2d_backward(grad_out, self._saved_values()["x"], self.weight, **self._args())
         self._set_grad("weight", gw)
         if self.bias is not None:
             self._set_grad("bias", gb)
@@ -349,11 +386,11 @@ class Linear(Module):
         self.register_parameter("bias", _kaiming_uniform(g, (out_features,), in_features, dtype) if bias else None)
 
     def forward(self, x):
-        self._x = x
+        self._save(x=x)
         return F.linear(x, self.weight, self.bias)
 
     def backward(self, grad_out):
-        gx, gw, gb = F.linear_backward(grad_out, self._x, self.weight)
+        gx, gw, gb = F.linear_backward(grad_out, self._saved_values()["x"], self.weight)
         self._set_grad("weight", gw)
         if self.bias is not None:
             self._set_grad("bias", gb)
@@ -366,20 +403,27 @@ class Linear(Module):
 # ----------------------------------------------------------------------------- pooling, resampling
 
 class MaxPool2d(Module):
-    """Max pooling; keeps the argmax indices of the last forward (for backward and MaxUnpool2d)."""
+    """Max pooling; keeps the argmax indices of the last forward (for backward and MaxUnpool2d;
+    inside no_grad() only when a MaxUnpool2d uses them)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.indices, self.unpooled = None, False   # unpooled: a MaxUnpool2d reads the indices
 
     def forward(self, x):
-        y, self.indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                       self.ceil_mode, return_indices=True)
         self.input_shape = tuple(x.shape)
+        args = (x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if not (_grad_enabled or self.unpooled):
+            self.indices = None
+            return F.max_pool2d(*args)
+        y, self.indices = F.max_pool2d(*args, return_indices=True)
         return y
 
     def backward(self, grad_out):
+        if self.indices is None:
+            self._saved_values()   # raises: the forward ran inside no_grad()
         return F.max_pool2d_backward(grad_out, self.indices, self.input_shape)
 
     def extra_repr(self):
@@ -423,6 +467,7 @@ class MaxUnpool2d(Module):
     def __init__(self, pool: MaxPool2d):
         super().__init__()
         object.__setattr__(self, "pool", pool)   # a reference, not a child (no double naming)
+        pool.unpooled = True
 
     def forward(self, x):
         p = self.pool
@@ -461,15 +506,16 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
 
     def forward(self, x):
-        self._x, self._training = x, self.training
+        self._save(x=x, training=self.training)
         if self.training:
             self.num_batches_tracked[...] += 1
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             training=self.training, momentum=self.momentum, eps=self.eps)
 
     def backward(self, grad_out):
-        gx, gw, gb = F.batch_norm_backward(grad_out, self._x, self.running_mean, self.running_var,
-                                           self.weight, training=self._training, eps=self.eps)
+        saved = self._saved_values()
+        gx, gw, gb = F.batch_norm_backward(grad_out, saved["x"], self.running_mean, self.running_var,
+                                           self.weight, training=saved["training"], eps=self.eps)
         if self.weight is not None:
             self._set_grad("weight", gw)
             self._set_grad("bias", gb)
@@ -487,11 +533,11 @@ class GroupNorm(Module):
         self.register_parameter("bias", np.zeros(num_channels, dtype) if affine else None)
 
     def forward(self, x):
-        self._x = x
+        self._save(x=x)
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def backward(self, grad_out):
-        gx, gw, gb = F.group_norm_backward(grad_out, self._x, self.num_groups, self.weight, self.eps)
+        gx, gw, gb = F.group_norm_backward(grad_out, self._saved_values()["x"], self.num_groups, self.weight, self.eps)
         if self.weight is not None:
             self._set_grad("weight", gw)
             self._set_grad("bias", gb)
@@ -504,11 +550,11 @@ class LocalResponseNorm(Module):
         self._args = dict(size=size, alpha=alpha, beta=beta, k=k)
 
     def forward(self, x):
-        self._x = x
+        self._save(x=x)
         return F.local_response_norm(x, **self._args)
 
     def backward(self, grad_out):
-        return F.local_response_norm_backward(grad_out, self._x, **self._args)
+        return F.local_response_norm_backward(grad_out, self._saved_values()["x"], **self._args)
 
     def extra_repr(self):
         return ", ".join(f"{k}={v}" for k, v in self._args.items())
@@ -529,11 +575,12 @@ class ReLU(Module):
     def forward(self, x):
         in_place = (self.inplace and getattr(x, "flags", None) is not None and x.flags.c_contiguous
                     and x.flags.writeable and x.dtype.isnative)
-        self._y = F.relu(x, out=x if in_place else None)
-        return self._y
+        y = F.relu(x, out=x if in_place else None)
+        self._save(y=y)
+        return y
 
     def backward(self, grad_out):
-        return F.relu_backward(grad_out, self._y)
+        return F.relu_backward(grad_out, self._saved_values()["y"])
 
 
 class Flatten(Module):
@@ -559,13 +606,15 @@ class Dropout(Module):
 
     def forward(self, x):
         if not self.training or self.p == 0:
-            self._mask = None
+            self._save(mask=None)
             return x
-        y, self._mask = F.dropout(x, self.p, training=True, rng=self.rng, return_mask=True)
+        y, mask = F.dropout(x, self.p, training=True, rng=self.rng, return_mask=True)
+        self._save(mask=mask)
         return y
 
     def backward(self, grad_out):
-        return grad_out if self._mask is None else F.dropout_backward(grad_out, self._mask, self.p)
+        mask = self._saved_values()["mask"]
+        return grad_out if mask is None else F.dropout_backward(grad_out, mask, self.p)
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -188,6 +188,34 @@ def test_models_run_forward_and_backward(rng, build, shape, out):
     assert all(g is not None for g in net.grads())
 
 
+def test_no_grad_forward_keeps_nothing_and_matches(rng):
+    """Inference mode: same outputs, nothing saved (layer inputs, pool indices), backward refused;
+    the mode nests and is restored; a pool paired with an unpool still keeps its indices."""
+    net = models.segnet_tiny(3, 4).eval()
+    x = rng.standard_normal((2, 3, 16, 12), dtype=np.float32)
+    expected = net(x)
+    with nn.no_grad():
+        assert not nn.is_grad_enabled()
+        with nn.no_grad():
+            pass
+        assert not nn.is_grad_enabled()
+        y = net(x)
+    assert nn.is_grad_enabled()
+    assert np.array_equal(y, expected)
+    leaves = [m for _, m in net.named_modules() if not m._modules]
+    assert all(m.__dict__.get("_saved") is None for m in leaves)
+    pool1, pool2 = net.pool1, net.pool2    # pool2's indices feed unpool2 (SegNet)
+    assert pool1.indices is None and not pool1.unpooled
+    assert pool2.unpooled and pool2.indices is not None
+    with pytest.raises(RuntimeError, match=r"Conv2d.backward: no forward pass saved .*no_grad"):
+        net.backward(np.ones_like(y))
+    with pytest.raises(RuntimeError, match=r"MaxPool2d.backward: no forward pass saved"):
+        pool1.backward(np.ones((2, 16, 8, 6), np.float32))
+    net.train()
+    net(x)
+    assert net.backward(np.ones_like(y)).shape == x.shape   # a normal forward saves again
+
+
 def test_vgg16_shapes():
     net = models.vgg16(10)
     assert sum(p.size for p in net.parameters()) == 138_357_544 - 4096 * 990 - 990   # torchvision: 138.36M at 1000 classes
