@@ -56,6 +56,28 @@ def test_forward_and_backward_match_reference(backend, rng, cfg, dtype, options)
     assert_close(gx, ref.avg_pool2d_backward(gy, x.shape, **kw), dtype)
 
 
+WIDE_ROWS = [(w, k, s, p) for w in (7, 8, 9, 16, 17, 33, 40) for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (3, 3, 1)]]
+
+
+@pytest.mark.parametrize("cfg", WIDE_ROWS, ids=["-".join(map(str, c)) for c in WIDE_ROWS])
+def test_wide_rows_sum_in_row_major_order(rng, cfg):
+    """Widths around whole vectors, strides 1 / 2 (vector loads of the rows) and 3 (phase rows):
+    float32 window sums added tap by tap in row-major window order, bit for bit (the order of
+    PyTorch's kernel and of the GPU backend), then divided by KH*KW."""
+    w, k, s, p = cfg
+    x = rng.standard_normal((2, 3, 11, w)).astype(np.float32)
+    y = convkit.avg_pool2d(x, k, s, p, count_include_pad=True)
+    oh, ow = y.shape[-2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p + k), (p, p + k)))
+    acc = np.zeros(y.shape, np.float32)
+    for kh in range(k):
+        for kw in range(k):
+            acc += xp[..., kh:kh + s * oh:s, kw:kw + s * ow:s][..., :oh, :ow]
+    np.testing.assert_array_equal(y, acc / np.float32(k * k))
+    assert_close(convkit.avg_pool2d(x.astype(np.float64), k, s, p), ref.avg_pool2d(x.astype(np.float64), k, s, p),
+                 np.float64)
+
+
 def test_divisor_rule_exact():
     """ones(6, 6), 3/2, pad 1, ceil_mode: the last window covers [5, 8) clipped to [-1, 7) -> 2 rows."""
     x = np.ones((1, 1, 6, 6))

@@ -110,6 +110,30 @@ def test_ties_first_wins_and_all_minus_inf():
     np.testing.assert_array_equal(idx[0, 0], [[0, 0, 1], [0, 0, 1], [3, 3, 4]])
 
 
+# Wide rows for the separable kernel (src/pool2d_rows.hpp): widths around whole vectors
+# (8 / 16 floats, 4 / 8 doubles), strides 1 and 2 (rows read with vector loads) and 3 (phase
+# rows), padding, dilation and ceil_mode; ties and NaNs sprinkled in.
+ROWS_GRID = [(w, k, s, p, d, ceil) for w in (7, 8, 9, 16, 17, 33, 40) for (k, s, p, d, ceil) in
+             [(3, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 1, False), (2, 2, 0, 1, False),
+              (3, 3, 1, 1, True), (3, 2, 1, 2, False), (4, 1, 2, 1, True)]]
+
+
+@pytest.mark.parametrize("cfg", ROWS_GRID, ids=["-".join(map(str, c)) for c in ROWS_GRID])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_rows_values_and_indices(backend, rng, cfg, dtype):
+    w, k, s, p, d, ceil = cfg
+    x = rng.integers(-3, 4, size=(2, 3, 11, w)).astype(dtype)   # many ties
+    x[rng.random(x.shape) < 0.02] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    kw = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil, return_indices=True)
+    y, idx = convkit.max_pool2d(backend.asarray(x), **kw)
+    y_ref, idx_ref = ref.max_pool2d(x, **kw)
+    np.testing.assert_array_equal(backend.asnumpy(y), y_ref.astype(dtype))
+    np.testing.assert_array_equal(backend.asnumpy(idx), idx_ref)
+    no_idx = convkit.max_pool2d(backend.asarray(x), k, s, p, d, ceil_mode=ceil)
+    np.testing.assert_array_equal(backend.asnumpy(no_idx), y_ref.astype(dtype))
+
+
 def test_window_wholly_in_padding():
     """Dilation can put every tap in the padding: -inf and PyTorch's out-of-plane index; backward refuses it."""
     x = np.arange(9.0).reshape(1, 1, 9)

@@ -1,0 +1,289 @@
+// convkit/src/pool2d_rows.hpp -- the separable forward pass of windowed max and avg pooling
+// (included by pool2d_impl.hpp, compiled once per instruction set).
+//
+// A KH x KW window reduces as KW taps along each input row, then KH taps down the column
+// of those row results: KH + KW steps per output instead of KH*KW, and every step is a
+// full-width vector over contiguous values:
+//   horizontal  each input row the task needs is copied once into a one-row phase buffer,
+//               padded (-inf for max, 0 for avg) and de-interleaved by stride_w
+//               (pool2d_phase.hpp with one row), so tap kw of outputs ow = j.. is the
+//               contiguous run at tap_at[kw] + j: one "row result" per (input row, ow);
+//   vertical    output (oh, ow) reduces the row results of its window's input rows; rows in
+//               the padding are skipped (their taps are all padding), so no bounds tests.
+//
+// Max semantics are exactly those of the row-major scan of PyTorch's kernel (an element
+// replaces the running max when greater or NaN): the row pass scans kw in order and the
+// column pass scans kh in order with the same rule, and nesting the two scans picks the
+// same element -- the last NaN (last row holding a NaN, its last NaN) if there is one, else
+// the first maximum in row-major order; -inf (padding or input) never replaces the start
+// value. The winner's input column rides along in an integer lane as wide as T, its row
+// in another; nothing replaced (all -inf): the first window element inside the input, as
+// in PyTorch. Avg keeps the padded phase rows themselves and adds all KH*KW taps in
+// row-major window order (in T), the order of PyTorch's kernel and of the GPU backend, so
+// the sums agree bit for bit.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+#include "pool2d_phase.hpp"
+
+namespace convkit {
+namespace CONVKIT_ISA {
+
+// One vector register of T and the integer lanes of the same width (GCC/Clang vector
+// extensions, so the loops below are vectorised for certain, for every ISA). The integer
+// lanes that follow a comparison's mask are as wide as T where they can be (int32 for float).
+#if defined(__AVX512F__)
+constexpr int kPoolVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kPoolVecBytes = 32;
+#else
+constexpr int kPoolVecBytes = 16;
+#endif
+template <class T> struct Simd;
+template <> struct Simd<float> {
+    typedef float vec __attribute__((vector_size(kPoolVecBytes)));
+};
+template <> struct Simd<double> {
+    typedef double vec __attribute__((vector_size(kPoolVecBytes)));
+};
+// One integer of type Tap per lane of Simd<T>::vec (two registers for float with int64).
+template <class T, class Tap> struct TapLanes {
+    typedef Tap vec __attribute__((vector_size(kPoolVecBytes / sizeof(T) * sizeof(Tap))));
+};
+template <class V, class T> inline V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+template <class V, class T> inline void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
+
+// PyTorch's rule: v replaces the running max m when greater or NaN.
+template <class V> inline auto replaces_lanes(V v, V m) { return (v > m) | (v != v); }
+
+// Padded input rows read by n_oh consecutive output rows.
+inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return (n_oh - 1) * s.stride_h + (s.kh - 1) * s.dil_h + 1; }
+
+// First tap along one axis whose input position start + k*dil is >= 0.
+inline index_t first_tap(index_t start, index_t dil) { return start >= 0 ? 0 : ceil_div(-start, dil); }
+
+enum class PoolKind { max, max_indices, sum };
+
+// The geometry of one call: how a task's input rows are stored, padded (`src_stride`
+// values each), the row stride of the max row results (OW rounded up to whole vectors)
+// and how the output rows split into tasks (a task is a block of output rows of one plane:
+// whole planes when there are at least 4 per thread, and blocks small enough that its rows
+// stay within a few MiB). stride_w S in {1, 2}: a plain padded copy of each row (tap kw of
+// outputs j.. reads at j*S + kw*dil_w, S = 2 de-interleaving in registers); other strides:
+// the row de-interleaved by stride_w into a phase row (pool2d_phase.hpp with one row; tap kw
+// reads at tap_at[kw] + j).
+struct RowPlan {
+    Pool2dSizes one_row;      // s with stride_h = 1: PhaseLayout of a single row
+    PhaseLayout p;
+    PhaseRuns runs;
+    std::vector<index_t> tap_at;
+    index_t owp;              // row results per row: OW rounded up to whole vectors
+    index_t src_stride;       // values per stored input row; the last block's taps read past OW
+    index_t rows, blocks, count;
+
+    RowPlan(const Pool2dSizes& s, int nt, index_t lanes, int S)
+        : one_row(with_unit_stride_h(s)), p(one_row, 1, padded_width(s)), runs(p, s.w), tap_at(s.kw),
+          owp(round_up(s.ow, lanes)),
+          src_stride(S ? round_up(std::max(s.pad_w + s.w, owp * S + (s.kw - 1) * s.dil_w), lanes)
+                       : round_up(p.size + owp + lanes, lanes)) {
+        for (index_t kw = 0; kw < s.kw; ++kw) tap_at[kw] = p.at(0, kw * s.dil_w);
+        constexpr index_t kMaxRowValues = 1 << 18;
+        const index_t want = 4 * static_cast<index_t>(nt);
+        rows = s.planes >= want ? s.oh : ceil_div(s.oh, std::min(s.oh, ceil_div(want, s.planes)));
+        const index_t rows_fit = (kMaxRowValues / (src_stride + owp) - (s.kh - 1) * s.dil_h - 1) / s.stride_h + 1;
+        rows = std::min(rows, std::max<index_t>(1, rows_fit));
+        blocks = ceil_div(s.oh, rows);
+        count = s.planes * blocks;
+    }
+    static Pool2dSizes with_unit_stride_h(Pool2dSizes s) { s.stride_h = 1; return s; }
+};
+
+// Per-thread scratch: the task's stored input rows, the max row results (values and, for
+// indices, columns), and one output row of values / winning rows / winning columns.
+template <class T, class Tap>
+struct RowScratch {
+    AlignedBuffer<T> src, hval, yval;
+    AlignedBuffer<Tap> hcol, yrow, ycol;
+};
+
+// The L inputs of one tap for the L outputs of a block when stride_w = S is 1 or 2, read
+// straight from the input row: at[i*S], i < L (S = 2: the even lanes of two loads).
+template <int S, class V, class T, std::size_t... i>
+inline V tap_lanes(const T* at, std::index_sequence<i...>) {
+    if constexpr (S == 1) {
+        return load<V>(at);
+    } else {
+        constexpr std::size_t L = sizeof...(i);
+        const V a = load<V>(at), b = load<V>(at + L);
+#if defined(__clang__)
+        return __builtin_shufflevector(a, b, (2 * i)...);
+#else
+        using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
+        return __builtin_shuffle(a, b, M{(2 * i)...});
+#endif
+    }
+}
+template <int S, class V, class T>
+inline V tap_lanes(const T* at) { return tap_lanes<S, V>(at, std::make_index_sequence<sizeof(V) / sizeof(T)>{}); }
+
+// dst[0, n) = src[0, n), n < 2*C: two overlapping copies of C values, C the largest power
+// of two <= n (fixed-size copies compile to plain moves).
+template <index_t C, class T>
+inline void copy_under(T* __restrict dst, const T* __restrict src, index_t n) {
+    if (n >= C) {
+        std::memcpy(dst, src, C * sizeof(T));
+        std::memcpy(dst + n - C, src + n - C, C * sizeof(T));
+    } else if constexpr (C > 1) {
+        copy_under<C / 2>(dst, src, n);
+    }
+}
+
+// dst[0, n) = src[0, n) for short rows, inline (a memmove call per short row costs more
+// than the copy): whole vectors, the last one overlapping.
+template <class T>
+inline void copy_short(T* __restrict dst, const T* __restrict src, index_t n) {
+    using V = typename Simd<T>::vec;
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    if (n < L) return copy_under<L / 2>(dst, src, n);
+    for (index_t i = 0; i + L <= n; i += L) {
+        store(dst + i, load<V>(src + i));
+        asm volatile("" ::: "memory");   // keeps GCC from turning the loop back into a memmove call
+    }
+    store(dst + n - L, load<V>(src + n - L));
+}
+
+// Stores input row `src` (W values) as buffer row d (padding: the fill written once at allocation).
+template <int S, class T>
+inline void store_src_row(T* d, const T* src, const Pool2dSizes& s, const RowPlan& r, T fill) {
+    if constexpr (S == 0) store_rows(d, 0, src, 0, 1, r.one_row, r.p, r.runs, fill);
+    else copy_short(d + s.pad_w, src, s.w);
+}
+
+// Tap kw of the L outputs j.. of a stored row.
+template <int S, class V, class T>
+inline V tap(const T* row, index_t j, index_t kw, const Pool2dSizes& s, const RowPlan& r) {
+    if constexpr (S == 0) return load<V>(row + r.tap_at[kw] + j);
+    else return tap_lanes<S, V>(row + j * S + kw * s.dil_w);
+}
+
+// Max row results of one stored row: hv[ow] (and hc[ow], the winning input column or -1)
+// for ow in [0, owp) (past OW: dropped later).
+template <PoolKind K, int S, class T, class Tap>
+inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const Pool2dSizes& s, const RowPlan& r,
+                     T fill) {
+    using V = typename Simd<T>::vec;
+    using I = typename TapLanes<T, Tap>::vec;
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    I col0;   // input column of tap 0 for the lanes of block 0
+    for (index_t i = 0; i < L; ++i) col0[i] = Tap(i * s.stride_w - s.pad_w);
+    for (index_t j = 0; j < r.owp; j += L) {
+        V m = V{} + fill;
+        I col = I{} - 1;
+        const I col_j = col0 + Tap(j * s.stride_w);
+        for (index_t kw = 0; kw < s.kw; ++kw) {
+            const V v = tap<S, V>(row, j, kw, s, r);
+            const auto take = replaces_lanes(v, m);
+            m = take ? v : m;
+            if constexpr (K == PoolKind::max_indices)
+                col = __builtin_convertvector(take, I) ? col_j + Tap(kw * s.dil_w) : col;
+        }
+        store(hv + j, m);
+        if constexpr (K == PoolKind::max_indices) store(hc + j, col);
+    }
+}
+
+// Output row oh: yv[ow] and, for indices, the winner's row and column (row -1: nothing
+// replaced the start value). Max: from the row results of the window's input rows (row ih
+// at hv + (ih - ih_lo)*owp); sum: all KH*KW taps of the stored rows, in row-major window order.
+template <PoolKind K, int S, class T, class Tap>
+inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc, const T* src, const T* hv,
+                        const Tap* hc, index_t ih_lo, index_t oh, const Pool2dSizes& s, const RowPlan& r, T fill) {
+    using V = typename Simd<T>::vec;
+    using I = typename TapLanes<T, Tap>::vec;
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    const index_t ih0 = oh * s.stride_h - s.pad_h;
+    const index_t k_lo = first_tap(ih0, s.dil_h), k_hi = std::min(s.kh, ceil_div(s.h - ih0, s.dil_h));
+    for (index_t j = 0; j < r.owp; j += L) {
+        V m = V{} + fill;
+        I row = I{} - 1, col = I{} - 1;
+        for (index_t k = k_lo; k < k_hi; ++k) {
+            const index_t ih = ih0 + k * s.dil_h;
+            if constexpr (K == PoolKind::sum) {
+                const T* stored = src + (ih - ih_lo) * r.src_stride;
+                for (index_t kw = 0; kw < s.kw; ++kw) m += tap<S, V>(stored, j, kw, s, r);
+                continue;
+            }
+            const index_t at = (ih - ih_lo) * r.owp + j;
+            const V v = load<V>(hv + at);
+            const auto take = replaces_lanes(v, m);
+            m = take ? v : m;
+            if constexpr (K == PoolKind::max_indices) {
+                const I wide = __builtin_convertvector(take, I);
+                row = wide ? I{} + Tap(ih) : row, col = wide ? load<I>(hc + at) : col;
+            }
+        }
+        store(yv + j, m);
+        if constexpr (K == PoolKind::max_indices) store(yr + j, row), store(yc + j, col);
+    }
+}
+
+// Runs the tasks: per task, stores the input rows its outputs read (all first, so that
+// the vector loads never wait on the copies' stores), the max row pass over them, then the
+// column pass per output row and emit(plane, oh, yv, yr, yc) to write it out (OW values).
+template <PoolKind K, int S, class T, class Tap, class Emit>
+void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+    constexpr index_t L = sizeof(typename Simd<T>::vec) / sizeof(T);
+    constexpr bool idx = K == PoolKind::max_indices, max = K != PoolKind::sum;
+    const int nt = num_threads();
+    const RowPlan r(s, nt, L, S);
+    const index_t hrows = std::min(s.h, rows_read(s, r.rows));
+    std::vector<RowScratch<T, Tap>> scratch(nt);
+    for (auto& b : scratch) {
+        b.src = aligned_buffer<T>(hrows * r.src_stride);
+        std::fill_n(b.src.get(), hrows * r.src_stride, fill);
+        b.hval = aligned_buffer<T>(max ? hrows * r.owp : 1), b.yval = aligned_buffer<T>(r.owp);
+        b.hcol = aligned_buffer<Tap>(idx ? hrows * r.owp : 1);
+        b.yrow = aligned_buffer<Tap>(idx ? r.owp : 1), b.ycol = aligned_buffer<Tap>(idx ? r.owp : 1);
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        RowScratch<T, Tap>& b = scratch[thread_index()];
+#pragma omp for schedule(dynamic, std::max<index_t>(1, r.count / (16 * static_cast<index_t>(nt))))
+        for (index_t task = 0; task < r.count; ++task) {
+            const index_t plane = task / r.blocks, oh0 = task % r.blocks * r.rows;
+            const index_t oh1 = std::min(s.oh, oh0 + r.rows);
+            const index_t ih_lo = std::max<index_t>(0, oh0 * s.stride_h - s.pad_h);
+            const index_t ih_hi = std::min(s.h, (oh1 - 1) * s.stride_h - s.pad_h + (s.kh - 1) * s.dil_h + 1);
+            const T* xp = x + plane * s.h * s.w;
+            for (index_t ih = ih_lo; ih < ih_hi; ++ih)
+                store_src_row<S>(b.src.get() + (ih - ih_lo) * r.src_stride, xp + ih * s.w, s, r, fill);
+            if constexpr (max)
+                for (index_t ih = ih_lo; ih < ih_hi; ++ih)
+                    row_pass<K, S>(b.hval.get() + (ih - ih_lo) * r.owp, b.hcol.get() + (idx ? (ih - ih_lo) * r.owp : 0),
+                                   b.src.get() + (ih - ih_lo) * r.src_stride, s, r, fill);
+            for (index_t oh = oh0; oh < oh1; ++oh) {
+                column_pass<K, S>(b.yval.get(), b.yrow.get(), b.ycol.get(), b.src.get(), b.hval.get(), b.hcol.get(),
+                                  ih_lo, oh, s, r, fill);
+                emit(plane, oh, b.yval.get(), b.yrow.get(), b.ycol.get());
+            }
+        }
+    }
+}
+
+// stride_w 1 and 2 read plain padded rows; other strides go through phase rows.
+template <PoolKind K, class T, class Tap, class Emit>
+void pool_rows(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+    switch (s.stride_w) {
+        case 1: return pool_rows_as<K, 1, T, Tap>(x, s, fill, emit);
+        case 2: return pool_rows_as<K, 2, T, Tap>(x, s, fill, emit);
+        default: return pool_rows_as<K, 0, T, Tap>(x, s, fill, emit);
+    }
+}
+
+}  // namespace CONVKIT_ISA
+}  // namespace convkit
