@@ -62,6 +62,28 @@ def test_bins_and_none():
     assert convkit.adaptive_avg_pool2d(np.zeros((2, 3, 7, 9)), [4, None]).shape == (2, 3, 4, 9)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_output_size_of_the_input_is_a_copy(rng, dtype):
+    """Every bin is one element (torchvision AlexNet's 6x6 -> 6x6): the result is x exactly, any layout."""
+    x = rng.standard_normal((3, 5, 7, 6)).astype(dtype).transpose(0, 1, 3, 2)   # non-contiguous
+    np.testing.assert_array_equal(convkit.adaptive_avg_pool2d(x, (6, 7)), x)
+
+
+def test_avg_bit_identical_across_thread_counts(rng):
+    """Overlapping 13 -> 6 bins and the identity: one plane per task, the same bits for 1 and 2 threads."""
+    x = rng.standard_normal((4, 33, 13, 13)).astype(np.float32)
+    before = convkit.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            convkit.set_num_threads(threads)
+            results.append([convkit.adaptive_avg_pool2d(x, size) for size in ((6, 6), (13, 13), (5, 1))])
+    finally:
+        convkit.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
 def test_global_pooling(rng):
     x = rng.standard_normal((2, 5, 7, 7)).astype(np.float32)
     g = convkit.global_avg_pool2d(x)
