@@ -29,31 +29,26 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+#include "gemm.hpp"   // kVecBytes
 #include "pool2d_phase.hpp"
 
 namespace convkit {
 namespace CONVKIT_ISA {
 
-// One vector register of T and the integer lanes of the same width (GCC/Clang vector
-// extensions, so the loops below are vectorised for certain, for every ISA). The integer
-// lanes that follow a comparison's mask are as wide as T where they can be (int32 for float).
-#if defined(__AVX512F__)
-constexpr int kPoolVecBytes = 64;
-#elif defined(__AVX2__)
-constexpr int kPoolVecBytes = 32;
-#else
-constexpr int kPoolVecBytes = 16;
-#endif
+// One vector register of T (kVecBytes: the instruction set's vector width, gemm.hpp) and the
+// integer lanes of the same width (GCC/Clang vector extensions, so the loops below are
+// vectorised for certain, for every ISA). The integer lanes that follow a comparison's mask
+// are as wide as T where they can be (int32 for float).
 template <class T> struct Simd;
 template <> struct Simd<float> {
-    typedef float vec __attribute__((vector_size(kPoolVecBytes)));
+    typedef float vec __attribute__((vector_size(kVecBytes)));
 };
 template <> struct Simd<double> {
-    typedef double vec __attribute__((vector_size(kPoolVecBytes)));
+    typedef double vec __attribute__((vector_size(kVecBytes)));
 };
 // One integer of type Tap per lane of Simd<T>::vec (two registers for float with int64).
 template <class T, class Tap> struct TapLanes {
-    typedef Tap vec __attribute__((vector_size(kPoolVecBytes / sizeof(T) * sizeof(Tap))));
+    typedef Tap vec __attribute__((vector_size(kVecBytes / sizeof(T) * sizeof(Tap))));
 };
 template <class V, class T> inline V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
 template <class V, class T> inline void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
