@@ -58,9 +58,7 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
     }
     const T fill = -std::numeric_limits<T>::infinity();
     if (!indices) {
-        pool_rows<PoolKind::max, T, Tap>(x, s, fill, [&](index_t plane, index_t oh, const T* yv, const Tap*, const Tap*) {
-            copy_short(out + (plane * s.oh + oh) * s.ow, yv, s.ow);
-        });
+        pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out);   // rows written in place
         return;
     }
     pool_rows<PoolKind::max_indices, T, Tap>(x, s, fill, [&](index_t plane, index_t oh, const T* yv, const Tap* yr,

@@ -53,8 +53,17 @@ template <class T, class Tap> struct TapLanes {
 template <class V, class T> inline V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
 template <class V, class T> inline void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
 
-// PyTorch's rule: v replaces the running max m when greater or NaN.
-template <class V> inline auto replaces_lanes(V v, V m) { return (v > m) | (v != v); }
+// max: PyTorch's rule on every element; max_no_nan: the same result for inputs without
+// NaN, as one vmaxps per tap (a > m ? a : m is exactly "greater replaces", first max wins);
+// a task whose rows hold a NaN (found while they are copied) reruns as max.
+enum class PoolKind { max, max_no_nan, max_indices, sum };
+
+// PyTorch's rule: v replaces the running max m when greater or NaN (max_no_nan: greater,
+// which compiles to one max instruction).
+template <PoolKind K, class V> inline auto replaces(V v, V m) {
+    if constexpr (K == PoolKind::max_no_nan) return v > m;
+    else return (v > m) | (v != v);
+}
 
 // Padded input rows read by n_oh consecutive output rows.
 inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return (n_oh - 1) * s.stride_h + (s.kh - 1) * s.dil_h + 1; }
@@ -62,7 +71,6 @@ inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return (n_oh - 1)
 // First tap along one axis whose input position start + k*dil is >= 0.
 inline index_t first_tap(index_t start, index_t dil) { return start >= 0 ? 0 : ceil_div(-start, dil); }
 
-enum class PoolKind { max, max_indices, sum };
 
 // The geometry of one call: how a task's input rows are stored, padded (`src_stride`
 // values each), the row stride of the max row results (OW rounded up to whole vectors)
@@ -106,25 +114,42 @@ struct RowScratch {
     AlignedBuffer<Tap> hcol, yrow, ycol;
 };
 
+// The even lanes of a then of b: a[0], a[2], ..., b[0], b[2], ... (de-interleaves stride 2).
+template <class V, std::size_t... i>
+inline V even_lanes(V a, V b, std::index_sequence<i...>) {
+#if defined(__clang__)
+    return __builtin_shufflevector(a, b, (2 * i)...);
+#else
+    using T = typename std::remove_reference<decltype(a[0])>::type;
+    using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
+    return __builtin_shuffle(a, b, M{(2 * i)...});
+#endif
+}
+template <class V>
+inline V even_lanes(V a, V b) { return even_lanes(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{}); }
+
+// a[0], a[2], ... for the first half, then b[1], b[3], ... (the last block of a row read in
+// place: its second half starts one value early so that nothing past the row is read).
+template <class V, std::size_t... i>
+inline V even_then_odd_lanes(V a, V b, std::index_sequence<i...>) {
+    constexpr std::size_t L = sizeof...(i);
+#if defined(__clang__)
+    return __builtin_shufflevector(a, b, (2 * i + (i >= L / 2))...);
+#else
+    using T = typename std::remove_reference<decltype(a[0])>::type;
+    using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
+    return __builtin_shuffle(a, b, M{(2 * i + (i >= L / 2))...});
+#endif
+}
+
 // The L inputs of one tap for the L outputs of a block when stride_w = S is 1 or 2, read
 // straight from the input row: at[i*S], i < L (S = 2: the even lanes of two loads).
-template <int S, class V, class T, std::size_t... i>
-inline V tap_lanes(const T* at, std::index_sequence<i...>) {
-    if constexpr (S == 1) {
-        return load<V>(at);
-    } else {
-        constexpr std::size_t L = sizeof...(i);
-        const V a = load<V>(at), b = load<V>(at + L);
-#if defined(__clang__)
-        return __builtin_shufflevector(a, b, (2 * i)...);
-#else
-        using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
-        return __builtin_shuffle(a, b, M{(2 * i)...});
-#endif
-    }
-}
 template <int S, class V, class T>
-inline V tap_lanes(const T* at) { return tap_lanes<S, V>(at, std::make_index_sequence<sizeof(V) / sizeof(T)>{}); }
+inline V tap_lanes(const T* at) {
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    if constexpr (S == 1) return load<V>(at);
+    else return even_lanes(load<V>(at), load<V>(at + L));
+}
 
 // dst[0, n) = src[0, n), n < 2*C: two overlapping copies of C values, C the largest power
 // of two <= n (fixed-size copies compile to plain moves).
@@ -139,24 +164,33 @@ inline void copy_under(T* __restrict dst, const T* __restrict src, index_t n) {
 }
 
 // dst[0, n) = src[0, n) for short rows, inline (a memmove call per short row costs more
-// than the copy): whole vectors, the last one overlapping.
-template <class T>
-inline void copy_short(T* __restrict dst, const T* __restrict src, index_t n) {
-    using V = typename Simd<T>::vec;
+// than the copy): whole vectors, the last one overlapping. With `probe`, the values are also
+// added into it, so that a NaN among them makes it NaN (so can inf - inf: a false alarm).
+template <class T, class V = typename Simd<T>::vec>
+inline void copy_short(T* __restrict dst, const T* __restrict src, index_t n, V* probe = nullptr) {
     constexpr index_t L = sizeof(V) / sizeof(T);
-    if (n < L) return copy_under<L / 2>(dst, src, n);
+    if (n < L) {
+        if (probe) for (index_t i = 0; i < n; ++i) (*probe)[0] += src[i];
+        return copy_under<L / 2>(dst, src, n);
+    }
+    V sum{};
     for (index_t i = 0; i + L <= n; i += L) {
-        store(dst + i, load<V>(src + i));
+        const V v = load<V>(src + i);
+        store(dst + i, v);
+        if (probe) sum += v;
         asm volatile("" ::: "memory");   // keeps GCC from turning the loop back into a memmove call
     }
-    store(dst + n - L, load<V>(src + n - L));
+    const V last = load<V>(src + n - L);
+    store(dst + n - L, last);
+    if (probe) *probe += sum + last;
 }
 
-// Stores input row `src` (W values) as buffer row d (padding: the fill written once at allocation).
-template <int S, class T>
-inline void store_src_row(T* d, const T* src, const Pool2dSizes& s, const RowPlan& r, T fill) {
+// Stores input row `src` (W values) as buffer row d (padding: the fill written once at
+// allocation), adding its values into `probe` when given (stride_w 1 or 2 only).
+template <int S, class T, class V>
+inline void store_src_row(T* d, const T* src, const Pool2dSizes& s, const RowPlan& r, T fill, V* probe) {
     if constexpr (S == 0) store_rows(d, 0, src, 0, 1, r.one_row, r.p, r.runs, fill);
-    else copy_short(d + s.pad_w, src, s.w);
+    else copy_short(d + s.pad_w, src, s.w, probe);
 }
 
 // Tap kw of the L outputs j.. of a stored row.
@@ -167,22 +201,38 @@ inline V tap(const T* row, index_t j, index_t kw, const Pool2dSizes& s, const Ro
 }
 
 // Max row results of one stored row: hv[ow] (and hc[ow], the winning input column or -1)
-// for ow in [0, owp) (past OW: dropped later).
-template <PoolKind K, int S, class T, class Tap>
+// for ow in [0, owp) (past OW: dropped later). N: the window size KH = KW when it is known
+// at compile time (the tap loops unroll), else 0.
+template <PoolKind K, int S, int N, class T, class Tap>
 inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const Pool2dSizes& s, const RowPlan& r,
                      T fill) {
     using V = typename Simd<T>::vec;
     using I = typename TapLanes<T, Tap>::vec;
     constexpr index_t L = sizeof(V) / sizeof(T);
+    const index_t kw_n = N ? N : s.kw;
+    if constexpr (K == PoolKind::max_no_nan && S == 2) {
+        // The window max at every input position of 2L (sliding: one max per tap), then its
+        // even lanes: fewer shuffles than de-interleaving every tap.
+        for (index_t j = 0; j < r.owp; j += L) {
+            const T* at = row + 2 * j;
+            V lo = load<V>(at), hi = load<V>(at + L);
+            for (index_t kw = 1; kw < kw_n; ++kw) {
+                const V a = load<V>(at + kw * s.dil_w), b = load<V>(at + L + kw * s.dil_w);
+                lo = a > lo ? a : lo, hi = b > hi ? b : hi;
+            }
+            store(hv + j, even_lanes(lo, hi));
+        }
+        return;
+    }
     I col0;   // input column of tap 0 for the lanes of block 0
     for (index_t i = 0; i < L; ++i) col0[i] = Tap(i * s.stride_w - s.pad_w);
     for (index_t j = 0; j < r.owp; j += L) {
         V m = V{} + fill;
         I col = I{} - 1;
         const I col_j = col0 + Tap(j * s.stride_w);
-        for (index_t kw = 0; kw < s.kw; ++kw) {
+        for (index_t kw = 0; kw < kw_n; ++kw) {
             const V v = tap<S, V>(row, j, kw, s, r);
-            const auto take = replaces_lanes(v, m);
+            const auto take = replaces<K>(v, m);
             m = take ? v : m;
             if constexpr (K == PoolKind::max_indices)
                 col = __builtin_convertvector(take, I) ? col_j + Tap(kw * s.dil_w) : col;
@@ -192,30 +242,86 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
     }
 }
 
-// Output row oh: yv[ow] and, for indices, the winner's row and column (row -1: nothing
-// replaced the start value). Max: from the row results of the window's input rows (row ih
-// at hv + (ih - ih_lo)*owp); sum: all KH*KW taps of the stored rows, in row-major window order.
-template <PoolKind K, int S, class T, class Tap>
-inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc, const T* src, const T* hv,
-                        const Tap* hc, index_t ih_lo, index_t oh, const Pool2dSizes& s, const RowPlan& r, T fill) {
+// Max row results hv[0, OW) of an input row read in place (max_no_nan; no padding, every
+// window inside the row, OW >= L): blocks of L outputs, the last one overlapping the one
+// before it (S = 2: its second half is the window max from one value earlier, odd lanes), so
+// nothing past the row is read. Every value a window reads is added into `probe` (tap 0 of
+// each block, and every tap of the last block).
+template <int S, int N, class T, class V>
+inline void row_max_in_place(T* __restrict hv, const T* row, const Pool2dSizes& s, V& probe) {
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    const index_t kw_n = N ? N : s.kw, d = s.dil_w, last = s.ow - L;
+    auto window_max = [&](const T* at) {
+        V m = load<V>(at);
+        for (index_t kw = 1; kw < kw_n; ++kw) {
+            const V v = load<V>(at + kw * d);
+            m = v > m ? v : m;
+        }
+        return m;
+    };
+    for (index_t j = 0; j < last; j += L) {
+        const T* at = row + S * j;
+        if constexpr (S == 1) {
+            probe += load<V>(at);
+            store(hv + j, window_max(at));
+        } else {
+            probe += load<V>(at) + load<V>(at + L);
+            store(hv + j, even_lanes(window_max(at), window_max(at + L)));
+        }
+    }
+    const T* at = row + S * last;
+    for (index_t kw = 0; kw < kw_n; ++kw) probe += load<V>(at + kw * d) + (S == 2 ? load<V>(at + L - 1 + kw * d) : V{});
+    if constexpr (S == 1) store(hv + last, window_max(at));
+    else store(hv + last, even_then_odd_lanes(window_max(at), window_max(at + L - 1), std::make_index_sequence<L>{}));
+}
+
+// Output row oh: yv[ow] for ow < n and, for indices, the winner's row and column (row -1:
+// nothing replaced the start value). n: owp (scratch rows), or OW >= L (the output row
+// itself: the last block overlaps the one before). Max: from the row results of the
+// window's input rows (row ih at hv + (ih - ih_lo)*owp); sum: all KH*KW taps of the stored
+// rows, in row-major window order.
+template <PoolKind K, int S, int N, class T, class Tap>
+inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc, index_t n, const T* src,
+                        const T* hv, const Tap* hc, index_t ih_lo, index_t oh, const Pool2dSizes& s, const RowPlan& r,
+                        T fill) {
     using V = typename Simd<T>::vec;
     using I = typename TapLanes<T, Tap>::vec;
     constexpr index_t L = sizeof(V) / sizeof(T);
+    const index_t kh_n = N ? N : s.kh, kw_n = N ? N : s.kw;
     const index_t ih0 = oh * s.stride_h - s.pad_h;
-    const index_t k_lo = first_tap(ih0, s.dil_h), k_hi = std::min(s.kh, ceil_div(s.h - ih0, s.dil_h));
-    for (index_t j = 0; j < r.owp; j += L) {
+    index_t k_lo = 0, k_hi = kh_n;   // the window's rows inside the input (divisions only at the edges)
+    if (ih0 < 0 || ih0 + (kh_n - 1) * s.dil_h >= s.h)
+        k_lo = first_tap(ih0, s.dil_h), k_hi = std::min(kh_n, ceil_div(s.h - ih0, s.dil_h));
+    if constexpr (K == PoolKind::max_no_nan && N != 0) {
+        if (k_hi - k_lo == N) {   // an interior row: N fixed taps
+            const T* rows[N];
+            for (index_t k = 0; k < N; ++k) rows[k] = hv + (ih0 + k * s.dil_h - ih_lo) * r.owp;
+            for (index_t jb = 0; jb < n; jb += L) {
+                const index_t j = std::min(jb, n - L);
+                V m = load<V>(rows[0] + j);
+                for (index_t k = 1; k < N; ++k) {
+                    const V v = load<V>(rows[k] + j);
+                    m = v > m ? v : m;
+                }
+                store(yv + j, m);
+            }
+            return;
+        }
+    }
+    for (index_t jb = 0; jb < n; jb += L) {
+        const index_t j = std::min(jb, n - L);
         V m = V{} + fill;
         I row = I{} - 1, col = I{} - 1;
         for (index_t k = k_lo; k < k_hi; ++k) {
             const index_t ih = ih0 + k * s.dil_h;
             if constexpr (K == PoolKind::sum) {
                 const T* stored = src + (ih - ih_lo) * r.src_stride;
-                for (index_t kw = 0; kw < s.kw; ++kw) m += tap<S, V>(stored, j, kw, s, r);
+                for (index_t kw = 0; kw < kw_n; ++kw) m += tap<S, V>(stored, j, kw, s, r);
                 continue;
             }
             const index_t at = (ih - ih_lo) * r.owp + j;
             const V v = load<V>(hv + at);
-            const auto take = replaces_lanes(v, m);
+            const auto take = replaces<K>(v, m);
             m = take ? v : m;
             if constexpr (K == PoolKind::max_indices) {
                 const I wide = __builtin_convertvector(take, I);
@@ -227,15 +333,61 @@ inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc
     }
 }
 
-// Runs the tasks: per task, stores the input rows its outputs read (all first, so that
-// the vector loads never wait on the copies' stores), the max row pass over them, then the
-// column pass per output row and emit(plane, oh, yv, yr, yc) to write it out (OW values).
-template <PoolKind K, int S, class T, class Tap, class Emit>
-void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+// The column passes of one task (output rows [oh0, oh1) of one plane) over the row results
+// (or, for sum, the stored rows) of its input rows from ih_lo. Emit: a callable given every
+// finished output row (values in scratch), or the output array itself (max without indices:
+// rows written in place).
+template <PoolKind K, int S, int N, class T, class Tap, class Emit>
+inline void column_passes(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t oh1, index_t ih_lo,
+                          const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit) {
     constexpr index_t L = sizeof(typename Simd<T>::vec) / sizeof(T);
-    constexpr bool idx = K == PoolKind::max_indices, max = K != PoolKind::sum;
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+        if constexpr (std::is_pointer<Emit>::value) {
+            T* y = emit + (plane * s.oh + oh) * s.ow;
+            const bool direct = s.ow >= L;
+            column_pass<K, S, N>(direct ? y : b.yval.get(), b.yrow.get(), b.ycol.get(), direct ? s.ow : r.owp,
+                                 b.src.get(), b.hval.get(), b.hcol.get(), ih_lo, oh, s, r, fill);
+            if (!direct) copy_short(y, b.yval.get(), s.ow);
+        } else {
+            column_pass<K, S, N>(b.yval.get(), b.yrow.get(), b.ycol.get(), r.owp, b.src.get(), b.hval.get(),
+                                 b.hcol.get(), ih_lo, oh, s, r, fill);
+            emit(plane, oh, b.yval.get(), b.yrow.get(), b.ycol.get());
+        }
+    }
+}
+
+// One task over its stored input rows [ih_lo, ih_hi): the row passes, then the column passes.
+template <PoolKind K, int S, int N, class T, class Tap, class Emit>
+inline void pool_task(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t oh1, index_t ih_lo, index_t ih_hi,
+                      const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit) {
+    constexpr bool idx = K == PoolKind::max_indices;
+    if constexpr (K != PoolKind::sum)
+        for (index_t ih = ih_lo; ih < ih_hi; ++ih)
+            row_pass<K, S, N>(b.hval.get() + (ih - ih_lo) * r.owp, b.hcol.get() + (idx ? (ih - ih_lo) * r.owp : 0),
+                              b.src.get() + (ih - ih_lo) * r.src_stride, s, r, fill);
+    column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
+}
+
+template <class V> inline bool any_nan(V v) {
+    bool nan = false;
+    for (std::size_t i = 0; i < sizeof(V) / sizeof(v[0]); ++i) nan |= v[i] != v[i];
+    return nan;
+}
+
+// Runs the tasks: per task, stores the input rows its outputs read (all first, so that
+// the vector loads never wait on the copies' stores), then pool_task. max_no_nan probes
+// the rows while storing them (or reads them in place, probing them in the row pass) and
+// runs the task as max when they hold a NaN.
+template <PoolKind K, int S, int N, class T, class Tap, class Emit>
+void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+    using V = typename Simd<T>::vec;
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    constexpr bool idx = K == PoolKind::max_indices, max = K != PoolKind::sum, probed = K == PoolKind::max_no_nan;
     const int nt = num_threads();
     const RowPlan r(s, nt, L, S);
+    // max_no_nan reads the rows in place when no window reaches outside the input row
+    const bool in_place = probed && S != 0 && s.pad_w == 0 && s.ow >= L &&
+                          (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w < s.w;
     const index_t hrows = std::min(s.h, rows_read(s, r.rows));
     std::vector<RowScratch<T, Tap>> scratch(nt);
     for (auto& b : scratch) {
@@ -248,35 +400,53 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
 #pragma omp parallel num_threads(nt)
     {
         RowScratch<T, Tap>& b = scratch[thread_index()];
-#pragma omp for schedule(dynamic, std::max<index_t>(1, r.count / (16 * static_cast<index_t>(nt))))
+#pragma omp for schedule(dynamic, std::max<index_t>(1, r.count / (64 * static_cast<index_t>(nt))))
         for (index_t task = 0; task < r.count; ++task) {
             const index_t plane = task / r.blocks, oh0 = task % r.blocks * r.rows;
             const index_t oh1 = std::min(s.oh, oh0 + r.rows);
             const index_t ih_lo = std::max<index_t>(0, oh0 * s.stride_h - s.pad_h);
             const index_t ih_hi = std::min(s.h, (oh1 - 1) * s.stride_h - s.pad_h + (s.kh - 1) * s.dil_h + 1);
             const T* xp = x + plane * s.h * s.w;
-            for (index_t ih = ih_lo; ih < ih_hi; ++ih)
-                store_src_row<S>(b.src.get() + (ih - ih_lo) * r.src_stride, xp + ih * s.w, s, r, fill);
-            if constexpr (max)
+            if (in_place) {   // max_no_nan, rows read where they are
+                V probe{};
                 for (index_t ih = ih_lo; ih < ih_hi; ++ih)
-                    row_pass<K, S>(b.hval.get() + (ih - ih_lo) * r.owp, b.hcol.get() + (idx ? (ih - ih_lo) * r.owp : 0),
-                                   b.src.get() + (ih - ih_lo) * r.src_stride, s, r, fill);
-            for (index_t oh = oh0; oh < oh1; ++oh) {
-                column_pass<K, S>(b.yval.get(), b.yrow.get(), b.ycol.get(), b.src.get(), b.hval.get(), b.hcol.get(),
-                                  ih_lo, oh, s, r, fill);
-                emit(plane, oh, b.yval.get(), b.yrow.get(), b.ycol.get());
+                    row_max_in_place<S, N>(b.hval.get() + (ih - ih_lo) * r.owp, xp + ih * s.w, s, probe);
+                if (!any_nan(probe)) {
+                    column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
+                    continue;
+                }
             }
+            V probe{};
+            for (index_t ih = ih_lo; ih < ih_hi; ++ih)
+                store_src_row<S>(b.src.get() + (ih - ih_lo) * r.src_stride, xp + ih * s.w, s, r, fill,
+                                 probed ? &probe : nullptr);
+            if (probed && any_nan(probe))
+                pool_task<PoolKind::max, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
+            else
+                pool_task<K, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
         }
     }
 }
 
-// stride_w 1 and 2 read plain padded rows; other strides go through phase rows.
+// stride_w 1 and 2 read plain padded rows; other strides go through phase rows (max_no_nan
+// runs as max there: the phase rows are not probed). The common square max windows 2x2 and
+// 3x3 get their tap loops unrolled.
+template <PoolKind K, int S, class T, class Tap, class Emit>
+void pool_rows_sized(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+    if constexpr (K == PoolKind::max_no_nan) {
+        if (s.kh == 3 && s.kw == 3) return pool_rows_as<K, S, 3, T, Tap>(x, s, fill, emit);
+        if (s.kh == 2 && s.kw == 2) return pool_rows_as<K, S, 2, T, Tap>(x, s, fill, emit);
+    }
+    pool_rows_as<K, S, 0, T, Tap>(x, s, fill, emit);
+}
+
 template <PoolKind K, class T, class Tap, class Emit>
 void pool_rows(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+    constexpr PoolKind phase_kind = K == PoolKind::max_no_nan ? PoolKind::max : K;
     switch (s.stride_w) {
-        case 1: return pool_rows_as<K, 1, T, Tap>(x, s, fill, emit);
-        case 2: return pool_rows_as<K, 2, T, Tap>(x, s, fill, emit);
-        default: return pool_rows_as<K, 0, T, Tap>(x, s, fill, emit);
+        case 1: return pool_rows_sized<K, 1, T, Tap>(x, s, fill, emit);
+        case 2: return pool_rows_sized<K, 2, T, Tap>(x, s, fill, emit);
+        default: return pool_rows_as<phase_kind, 0, 0, T, Tap>(x, s, fill, emit);
     }
 }
 
