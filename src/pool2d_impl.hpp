@@ -61,13 +61,16 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
         pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out);   // rows written in place
         return;
     }
-    pool_rows<PoolKind::max_indices, T, Tap>(x, s, fill, [&](index_t plane, index_t oh, const T* yv, const Tap* yr,
-                                                             const Tap* yc) {
+    pool_rows<PoolKind::max_indices_no_nan, T, Tap>(x, s, fill, [&](index_t plane, index_t oh, const T* yv,
+                                                                    const Tap* __restrict yr, const Tap* __restrict yc) {
         const index_t o = (plane * s.oh + oh) * s.ow, ih0 = oh * s.stride_h - s.pad_h;
-        const index_t first_row = ih0 + first_tap(ih0, s.dil_h) * s.dil_h;
+        const index_t first = (ih0 + first_tap(ih0, s.dil_h) * s.dil_h) * s.w;   // the first window row inside
         copy_short(out + o, yv, s.ow);
-        for (index_t ow = 0; ow < s.ow; ++ow)
-            indices[o + ow] = yr[ow] >= 0 ? index_t(yr[ow]) * s.w + yc[ow] : first_row * s.w + first_col[ow];
+        index_t* __restrict idx = indices + o;
+        for (index_t ow = 0; ow < s.ow; ++ow) {   // both branches computed: the loop vectorises
+            const index_t hit = index_t(yr[ow]) * s.w + yc[ow], miss = first + first_col[ow];
+            idx[ow] = yr[ow] >= 0 ? hit : miss;
+        }
     });
 }
 

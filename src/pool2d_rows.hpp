@@ -30,6 +30,9 @@
 #include <utility>
 #include <vector>
 #include "gemm.hpp"   // kVecBytes
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include "pool2d_phase.hpp"
 
 namespace convkit {
@@ -53,15 +56,22 @@ template <class T, class Tap> struct TapLanes {
 template <class V, class T> inline V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
 template <class V, class T> inline void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
 
-// max: PyTorch's rule on every element; max_no_nan: the same result for inputs without
-// NaN, as one vmaxps per tap (a > m ? a : m is exactly "greater replaces", first max wins);
-// a task whose rows hold a NaN (found while they are copied) reruns as max.
-enum class PoolKind { max, max_no_nan, max_indices, sum };
+// max, max_indices: PyTorch's rule on every element; max_no_nan, max_indices_no_nan: the
+// same results for inputs without NaN, comparing with > alone (for values: one max
+// instruction per tap, since a > m ? a : m is exactly "greater replaces", first max wins);
+// a task whose rows hold a NaN (found while they are read) reruns with the exact kind.
+enum class PoolKind { max, max_no_nan, max_indices, max_indices_no_nan, sum };
+constexpr bool has_indices(PoolKind k) { return k == PoolKind::max_indices || k == PoolKind::max_indices_no_nan; }
+constexpr bool no_nan(PoolKind k) { return k == PoolKind::max_no_nan || k == PoolKind::max_indices_no_nan; }
+// The kind that handles any input, NaN included.
+constexpr PoolKind exact(PoolKind k) {
+    return k == PoolKind::max_no_nan ? PoolKind::max : k == PoolKind::max_indices_no_nan ? PoolKind::max_indices : k;
+}
 
-// PyTorch's rule: v replaces the running max m when greater or NaN (max_no_nan: greater,
+// PyTorch's rule: v replaces the running max m when greater or NaN (no_nan kinds: greater,
 // which compiles to one max instruction).
 template <PoolKind K, class V> inline auto replaces(V v, V m) {
-    if constexpr (K == PoolKind::max_no_nan) return v > m;
+    if constexpr (no_nan(K)) return v > m;
     else return (v > m) | (v != v);
 }
 
@@ -126,7 +136,15 @@ inline V even_lanes(V a, V b, std::index_sequence<i...>) {
 #endif
 }
 template <class V>
-inline V even_lanes(V a, V b) { return even_lanes(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{}); }
+inline V even_lanes(V a, V b) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    // 8 floats: shufps + permpd (2 instructions; GCC's own choice for the shuffle takes 3)
+    if constexpr (std::is_same<V, Simd<float>::vec>::value)
+        return (V)_mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps((__m256)a, (__m256)b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+#endif
+    return even_lanes(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
+}
 
 // a[0], a[2], ... for the first half, then b[1], b[3], ... (the last block of a row read in
 // place: its second half starts one value early so that nothing past the row is read).
@@ -234,11 +252,11 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
             const V v = tap<S, V>(row, j, kw, s, r);
             const auto take = replaces<K>(v, m);
             m = take ? v : m;
-            if constexpr (K == PoolKind::max_indices)
+            if constexpr (has_indices(K))
                 col = __builtin_convertvector(take, I) ? col_j + Tap(kw * s.dil_w) : col;
         }
         store(hv + j, m);
-        if constexpr (K == PoolKind::max_indices) store(hc + j, col);
+        if constexpr (has_indices(K)) store(hc + j, col);
     }
 }
 
@@ -323,13 +341,13 @@ inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc
             const V v = load<V>(hv + at);
             const auto take = replaces<K>(v, m);
             m = take ? v : m;
-            if constexpr (K == PoolKind::max_indices) {
+            if constexpr (has_indices(K)) {
                 const I wide = __builtin_convertvector(take, I);
                 row = wide ? I{} + Tap(ih) : row, col = wide ? load<I>(hc + at) : col;
             }
         }
         store(yv + j, m);
-        if constexpr (K == PoolKind::max_indices) store(yr + j, row), store(yc + j, col);
+        if constexpr (has_indices(K)) store(yr + j, row), store(yc + j, col);
     }
 }
 
@@ -360,7 +378,7 @@ inline void column_passes(RowScratch<T, Tap>& b, index_t plane, index_t oh0, ind
 template <PoolKind K, int S, int N, class T, class Tap, class Emit>
 inline void pool_task(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t oh1, index_t ih_lo, index_t ih_hi,
                       const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit) {
-    constexpr bool idx = K == PoolKind::max_indices;
+    constexpr bool idx = has_indices(K);
     if constexpr (K != PoolKind::sum)
         for (index_t ih = ih_lo; ih < ih_hi; ++ih)
             row_pass<K, S, N>(b.hval.get() + (ih - ih_lo) * r.owp, b.hcol.get() + (idx ? (ih - ih_lo) * r.owp : 0),
@@ -382,11 +400,11 @@ template <PoolKind K, int S, int N, class T, class Tap, class Emit>
 void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
     using V = typename Simd<T>::vec;
     constexpr index_t L = sizeof(V) / sizeof(T);
-    constexpr bool idx = K == PoolKind::max_indices, max = K != PoolKind::sum, probed = K == PoolKind::max_no_nan;
+    constexpr bool idx = has_indices(K), max = K != PoolKind::sum, probed = no_nan(K);
     const int nt = num_threads();
     const RowPlan r(s, nt, L, S);
     // max_no_nan reads the rows in place when no window reaches outside the input row
-    const bool in_place = probed && S != 0 && s.pad_w == 0 && s.ow >= L &&
+    const bool in_place = K == PoolKind::max_no_nan && S != 0 && s.pad_w == 0 && s.ow >= L &&
                           (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w < s.w;
     const index_t hrows = std::min(s.h, rows_read(s, r.rows));
     std::vector<RowScratch<T, Tap>> scratch(nt);
@@ -421,19 +439,19 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
                 store_src_row<S>(b.src.get() + (ih - ih_lo) * r.src_stride, xp + ih * s.w, s, r, fill,
                                  probed ? &probe : nullptr);
             if (probed && any_nan(probe))
-                pool_task<PoolKind::max, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
+                pool_task<exact(K), S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
             else
                 pool_task<K, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
         }
     }
 }
 
-// stride_w 1 and 2 read plain padded rows; other strides go through phase rows (max_no_nan
-// runs as max there: the phase rows are not probed). The common square max windows 2x2 and
+// stride_w 1 and 2 read plain padded rows; other strides go through phase rows (the no_nan
+// kinds run exact there: the phase rows are not probed). The common square max windows 2x2 and
 // 3x3 get their tap loops unrolled.
 template <PoolKind K, int S, class T, class Tap, class Emit>
 void pool_rows_sized(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
-    if constexpr (K == PoolKind::max_no_nan) {
+    if constexpr (no_nan(K)) {
         if (s.kh == 3 && s.kw == 3) return pool_rows_as<K, S, 3, T, Tap>(x, s, fill, emit);
         if (s.kh == 2 && s.kw == 2) return pool_rows_as<K, S, 2, T, Tap>(x, s, fill, emit);
     }
@@ -442,11 +460,10 @@ void pool_rows_sized(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
 
 template <PoolKind K, class T, class Tap, class Emit>
 void pool_rows(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
-    constexpr PoolKind phase_kind = K == PoolKind::max_no_nan ? PoolKind::max : K;
     switch (s.stride_w) {
         case 1: return pool_rows_sized<K, 1, T, Tap>(x, s, fill, emit);
         case 2: return pool_rows_sized<K, 2, T, Tap>(x, s, fill, emit);
-        default: return pool_rows_as<phase_kind, 0, 0, T, Tap>(x, s, fill, emit);
+        default: return pool_rows_as<exact(K), 0, 0, T, Tap>(x, s, fill, emit);
     }
 }
 
