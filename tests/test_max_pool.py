@@ -134,10 +134,11 @@ def test_wide_rows_values_and_indices(backend, rng, cfg, dtype):
     np.testing.assert_array_equal(backend.asnumpy(no_idx), y_ref.astype(dtype))
 
 
-# The NaN-free fast path of max pooling without indices (PoolKind::max_no_nan in
-# src/pool2d_rows.hpp): one max instruction per tap, rows read in place when no window
-# leaves the row (no padding) or copied, and the task rerun with PyTorch's rule when its rows
-# hold a NaN. So: one NaN at every position of a plane, for shapes that take each route.
+# The NaN-free fast paths of max pooling (PoolKind::max_no_nan / max_indices_no_nan in
+# src/pool2d_rows.hpp): compares with > alone (without indices: one max instruction per tap,
+# rows read in place when no window leaves the row), and the task rerun with PyTorch's rule
+# when its rows hold a NaN. So: one NaN at every position of a plane, for shapes that take
+# each route, with and without indices.
 # (h, w, kernel, stride, padding, dilation); w = 55: the last window ends on the last column.
 FAST_GRID = [(h, w, k, s, p, d) for (h, w) in ((7, 55), (6, 56), (5, 23), (6, 17), (5, 9))
              for (k, s, p, d) in ((3, 2, 0, 1), (2, 2, 0, 1), (3, 1, 0, 1), (4, 2, 0, 1), (3, 2, 0, 2), (3, 2, 1, 1))]
@@ -145,13 +146,17 @@ FAST_GRID = [(h, w, k, s, p, d) for (h, w) in ((7, 55), (6, 56), (5, 23), (6, 17
 
 @pytest.mark.parametrize("cfg", FAST_GRID, ids=["-".join(map(str, c)) for c in FAST_GRID])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_one_nan_anywhere_without_indices(backend, rng, cfg, dtype):
+def test_one_nan_anywhere(backend, rng, cfg, dtype):
     h, w, k, s, p, d = cfg
     x = rng.standard_normal((1, h * w + 1, h, w)).astype(dtype)   # plane i: a NaN at offset i; the last: none
     x.reshape(h * w + 1, h * w)[np.arange(h * w), np.arange(h * w)] = np.nan
     kw = dict(kernel_size=k, stride=s, padding=p, dilation=d)
-    want = ref.max_pool2d(x, **kw).astype(dtype)
+    want, want_idx = ref.max_pool2d(x, **kw, return_indices=True)
+    want = want.astype(dtype)
     np.testing.assert_array_equal(backend.asnumpy(convkit.max_pool2d(backend.asarray(x), **kw)), want)
+    y, idx = convkit.max_pool2d(backend.asarray(x), **kw, return_indices=True)
+    np.testing.assert_array_equal(backend.asnumpy(y), want)
+    np.testing.assert_array_equal(backend.asnumpy(idx), want_idx)
     # one plane, so the threads split it into blocks of rows: a NaN in one block only
     for i in rng.choice(h * w, size=4, replace=False):
         one = np.ascontiguousarray(x[:, i:i + 1])
@@ -160,7 +165,7 @@ def test_one_nan_anywhere_without_indices(backend, rng, cfg, dtype):
 
 @pytest.mark.parametrize("cfg", FAST_GRID[:6], ids=["-".join(map(str, c)) for c in FAST_GRID[:6]])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_signed_zero_ties_and_infinities_without_indices(backend, rng, cfg, dtype):
+def test_signed_zero_ties_and_infinities(backend, rng, cfg, dtype):
     """-0 and +0 tie: the first in row-major window order is returned, sign included; +-inf
     (inf - inf in the NaN probe: the exact path) give the same answer."""
     h, w, k, s, p, d = cfg
