@@ -3,7 +3,8 @@
 // file). Max-pool backward and adaptive pooling are portable: pool2d.cpp.
 //
 // Forward (pool2d_rows.hpp): separable, KW taps along each input row, then KH taps down
-// the row results, on full vectors without bounds tests in the loops.
+// the row results, on full vectors without bounds tests in the loops; max pooling of short
+// rows without indices: each plane as one flat row (pool2d_flat.hpp).
 //
 // Max pooling follows PyTorch's CPU kernel: over the window's input elements in row-major
 // order, an element replaces the running max when it is greater or NaN. So the first
@@ -27,6 +28,7 @@
 #include <limits>
 #include <type_traits>
 #include <vector>
+#include "pool2d_flat.hpp"
 #include "pool2d_rows.hpp"
 #ifdef _OPENMP
 #include <omp.h>
@@ -58,6 +60,7 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
     }
     const T fill = -std::numeric_limits<T>::infinity();
     if (!indices) {
+        if (flat_applies(s, sizeof(typename Simd<T>::vec) / sizeof(T))) return max_pool2d_flat(out, x, s);   // short rows
         pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out);   // rows written in place
         return;
     }
