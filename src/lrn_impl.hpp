@@ -26,8 +26,8 @@
 //
 // The loops are bound by instructions per vector (in cache, one thread), not by the power:
 // the steady-state steps (all but the first and last few channels) run a vector loop with
-// no tests (a compile-time flag), and the sliding sums read a row of zeros for a missing
-// term instead of branching (about 10% less backward time on the AlexNet shapes). Tried and
+// no tests (a compile-time flag), and the backward's sliding sums read a row of zeros for a
+// missing term instead of branching (1-12% less time on the AlexNet shapes). Tried and
 // not faster on Zen 3 (bench/RESULTS.md): a direct sum of the `size` window rows (from x or
 // from a ring of squares), streaming output stores, 64..1024-pixel blocks, walking the
 // channels one pixel column at a time with the window in registers.
