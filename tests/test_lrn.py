@@ -149,7 +149,9 @@ def test_deterministic_across_thread_counts(rng, threads):
     def run():
         return [convkit.local_response_norm(x, 5, 0.1), convkit.local_response_norm_backward(gy, x, 5, 0.1),
                 convkit.local_response_norm(x, 4, 0.1, 0.6, 2.0),
-                convkit.local_response_norm_backward(gy, x, 4, 0.1, 0.6)]
+                convkit.local_response_norm_backward(gy, x, 4, 0.1, 0.6)] + [
+                f(*args, size, 0.2) for size in (1, 2, 3, 25)
+                for f, args in ((convkit.local_response_norm, (x,)), (convkit.local_response_norm_backward, (gy, x)))]
     before = convkit.get_num_threads()
     try:
         convkit.set_num_threads(1)
@@ -160,6 +162,37 @@ def test_deterministic_across_thread_counts(rng, threads):
         convkit.set_num_threads(before)
     for a, b in zip(base, again):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_batch_matches_per_image_calls(rng, dtype):
+    """A 4 MB batch of many pixel blocks (odd planes: rows start anywhere in a cache line)
+    gives bit-identical results to one call per image, also into an out= at an odd element
+    offset and on 1 and 2 threads; NaN / inf stay in their windows."""
+    n, shape = 4, (4, 13, 151, 139)                        # 4.4 MB per tensor in float32, 1.1 MB per image
+    x = rng.standard_normal(shape).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    x[1, 6, 7, 9], x[2, 0, 100, 3], x[3, 12, 150, 138] = np.nan, np.inf, -np.inf
+    per_image = [(convkit.local_response_norm(x[i:i + 1], 5, 0.3, 0.75, 2.0),
+                  convkit.local_response_norm_backward(gy[i:i + 1], x[i:i + 1], 5, 0.3, 0.75, 2.0))
+                 for i in range(n)]
+    want_y = np.concatenate([y for y, _ in per_image])
+    want_g = np.concatenate([g for _, g in per_image])
+    out = np.empty(x.size + 1, dtype)[1:].reshape(shape)   # element-aligned, not 64-byte aligned
+    before = convkit.get_num_threads()
+    try:
+        for threads in (1, 2):
+            convkit.set_num_threads(threads)
+            out[...] = 0
+            assert convkit.local_response_norm(x, 5, 0.3, 0.75, 2.0, out=out) is out
+            np.testing.assert_array_equal(out, want_y)
+            np.testing.assert_array_equal(convkit.local_response_norm_backward(gy, x, 5, 0.3, 0.75, 2.0), want_g)
+    finally:
+        convkit.set_num_threads(before)
+    # one image against the float64 loops, and the non-finite values only in their windows
+    assert_close(want_y[0, :, :20], ref.local_response_norm(x[:1, :, :20], 5, 0.3, 0.75, 2.0)[0], dtype)
+    assert np.isnan(want_y[1, 4:9, 7, 9]).all() and np.isfinite(want_y[1, :4, 7, 9]).all()
+    assert np.isfinite(want_y[1, 9:, 7, 9]).all()
 
 
 def test_concurrent_python_threads(rng):
