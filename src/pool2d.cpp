@@ -9,7 +9,9 @@
 // Writes: out, indices and grad_x are fully OVERWRITTEN, never accumulated into.
 // Determinism: one plane per task, each plane computed by one thread in a fixed order.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <limits>
 #include <vector>
 #include "conv2d.hpp"   // active_isa
@@ -133,10 +135,81 @@ __attribute__((always_inline)) inline void adaptive_avg_planes_in_t(T* out, cons
 
 // A vector of T, 16 or 32 bytes (GCC/Clang vector extensions).
 template <class T, int Bytes> struct VecOf;
-template <> struct VecOf<float, 16> { typedef float type __attribute__((vector_size(16))); };
-template <> struct VecOf<float, 32> { typedef float type __attribute__((vector_size(32))); };
-template <> struct VecOf<double, 16> { typedef double type __attribute__((vector_size(16))); };
-template <> struct VecOf<double, 32> { typedef double type __attribute__((vector_size(32))); };
+// `lanes`: integers as wide as T, one per lane (shuffle indices and lane masks).
+template <> struct VecOf<float, 16> {
+    typedef float type __attribute__((vector_size(16)));
+    typedef std::int32_t lanes __attribute__((vector_size(16)));
+};
+template <> struct VecOf<float, 32> {
+    typedef float type __attribute__((vector_size(32)));
+    typedef std::int32_t lanes __attribute__((vector_size(32)));
+};
+template <> struct VecOf<double, 16> {
+    typedef double type __attribute__((vector_size(16)));
+    typedef std::int64_t lanes __attribute__((vector_size(16)));
+};
+template <> struct VecOf<double, 32> {
+    typedef double type __attribute__((vector_size(32)));
+    typedef std::int64_t lanes __attribute__((vector_size(32)));
+};
+
+// The shuffles of the narrow-plane path: tap t of the bins of one output row, as indices into
+// the two column-sum registers (lo: columns 0 .. L-1, hi: the L columns ending at W, indices
+// L ..), and whether the tap lies inside its bin (narrower bins keep their sum).
+template <class T, int Bytes>
+struct NarrowTaps {
+    using M = typename VecOf<T, Bytes>::lanes;
+    using Int = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;   // one lane of M
+    static constexpr index_t L = Bytes / sizeof(T);
+    std::vector<Int> lane, inside;   // per tap t < kmax, L lanes (loaded unaligned: load_as)
+    std::vector<T> inv_area;         // OH rows of L: 1 / area per output, 0 past OW
+    NarrowTaps(const Bins& rows, const Bins& cols, index_t kmax, const Pool2dSizes& s)
+        : lane(kmax * L, 0), inside(kmax * L, 0), inv_area(kmax ? s.oh * L : 0, T(0)) {
+        if (!kmax) return;   // kmax 0: not used (the planes do not fit)
+        for (index_t t = 0; t < kmax; ++t)
+            for (index_t ow = 0; ow < s.ow; ++ow) {
+                const index_t col = std::min(cols.start[ow] + t, s.w - 1);
+                lane[t * L + ow] = Int(col < L ? col : col - (s.w - L) + L);
+                inside[t * L + ow] = t < cols.size(ow) ? -1 : 0;
+            }
+        for (index_t oh = 0; oh < s.oh; ++oh)
+            for (index_t ow = 0; ow < s.ow; ++ow) inv_area[oh * L + ow] = T(1.0 / double(rows.size(oh) * cols.size(ow)));
+    }
+    __attribute__((always_inline)) M lanes_of(index_t t) const { return load_as<M>(lane.data() + t * L); }
+    __attribute__((always_inline)) M inside_of(index_t t) const { return load_as<M>(inside.data() + t * L); }
+    // the planes fit: L <= W <= 2L and OW <= L
+    static bool fits(const Pool2dSizes& s) { return s.w >= L && s.w <= 2 * L && s.ow <= L; }
+};
+
+// Every plane in [p0, p1) with W <= 2 vectors and OW <= 1 vector (AlexNet's 13x13 -> 6x6 on
+// AVX2): per output row the column sums over its bin rows stay in two registers, and tap t of
+// every bin is one two-register shuffle (runtime indices), added while inside the bin. The
+// same sums in the same order as adaptive_avg_planes_in_t: the results agree bit for bit.
+// An output row is stored as a whole vector (its lanes past OW land in the next rows, written
+// later) except where that would pass the end of the thread's planes.
+template <class T, int Bytes>
+__attribute__((always_inline)) inline void adaptive_avg_planes_narrow(T* out, const T* x, index_t p0, index_t p1,
+                                                                      const Bins& rows, const NarrowTaps<T, Bytes>& nt,
+                                                                      const Pool2dSizes& s) {
+    using V = typename VecOf<T, Bytes>::type;
+    constexpr index_t L = NarrowTaps<T, Bytes>::L;
+    const index_t kmax = index_t(nt.lane.size()) / L, end = p1 * s.oh * s.ow;
+    for (index_t plane = p0; plane < p1; ++plane) {
+        const T* xp = x + plane * s.h * s.w;
+        for (index_t oh = 0; oh < s.oh; ++oh) {
+            const T* top = xp + rows.start[oh] * s.w;
+            V lo = load_as<V>(top), hi = load_as<V>(top + s.w - L);
+            for (index_t r = 1; r < rows.size(oh); ++r)
+                lo += load_as<V>(top + r * s.w), hi += load_as<V>(top + r * s.w + s.w - L);
+            V sum = __builtin_shuffle(lo, hi, nt.lanes_of(0));
+            for (index_t t = 1; t < kmax; ++t) sum = nt.inside_of(t) ? sum + __builtin_shuffle(lo, hi, nt.lanes_of(t)) : sum;
+            sum *= load_as<V>(nt.inv_area.data() + oh * L);
+            const index_t o = (plane * s.oh + oh) * s.ow;
+            if (o + L <= end) store_as(out + o, sum);
+            else std::memcpy(out + o, &sum, s.ow * sizeof(T));
+        }
+    }
+}
 
 // The row loops above for the planes [p0, p1), on the widest vectors that fit W and the active
 // instruction set (AVX2 in a clone of the same code, compiled for it; 16-byte vectors are baseline).
@@ -147,6 +220,12 @@ __attribute__((target("avx2,fma"))) void adaptive_avg_planes_avx2(T* out, const 
                                                                    const index_t* at, const T* inv_area, index_t kmin, index_t kmax,
                                                                    index_t stride, const Pool2dSizes& s) {
     adaptive_avg_planes_in_t<typename VecOf<T, 32>::type>(out, x, cs, ws, p0, p1, rows, cols, at, inv_area, kmin, kmax, stride, s);
+}
+template <class T>
+__attribute__((target("avx2,fma"))) void adaptive_avg_planes_narrow_avx2(T* out, const T* x, index_t p0, index_t p1,
+                                                                          const Bins& rows, const NarrowTaps<T, 32>& nt,
+                                                                          const Pool2dSizes& s) {
+    adaptive_avg_planes_narrow(out, x, p0, p1, rows, nt, s);
 }
 #endif
 
@@ -169,6 +248,8 @@ void adaptive_avg_in_t(T* out, const T* x, const Bins& rows, const Bins& cols, c
     std::vector<AlignedBuffer<T>> scratch;
     for (int t = 0; t < nt; ++t) scratch.push_back(aligned_buffer<T>(n)), std::fill_n(scratch.back().get(), n, T(0));
     const bool avx2 = active_isa() != Isa::generic && s.w >= index_t(32 / sizeof(T));
+    const bool narrow = avx2 && NarrowTaps<T, 32>::fits(s);
+    const NarrowTaps<T, 32> narrow_taps(rows, cols, narrow ? kmax : 0, s);
 #pragma omp parallel num_threads(nt)
     {
         T* cs = scratch[thread_index()].get();
@@ -179,6 +260,10 @@ void adaptive_avg_in_t(T* out, const T* x, const Bins& rows, const Bins& cols, c
         for (index_t part = 0; part < nt; ++part) {
             const index_t p0 = s.planes * part / nt, p1 = s.planes * (part + 1) / nt;
 #ifdef CONVKIT_X86_DISPATCH
+            if (narrow) {
+                adaptive_avg_planes_narrow_avx2(out, x, p0, p1, rows, narrow_taps, s);
+                continue;
+            }
             if (avx2) {
                 adaptive_avg_planes_avx2(out, x, cs, ws, p0, p1, rows, cols, at, inv, kmin, kmax, stride, s);
                 continue;
