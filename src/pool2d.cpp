@@ -49,31 +49,50 @@ void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, c
     }
 }
 
+template <class V, class T> __attribute__((always_inline)) inline V load_as(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+template <class V, class T> __attribute__((always_inline)) inline void store_as(T* p, V v) { std::memcpy(p, &v, sizeof v); }
+
+// Eight lanes of T (one AVX2 register of float; two of double, or two / four SSE registers).
+template <class T> struct Lanes8;
+template <> struct Lanes8<float> { typedef float type __attribute__((vector_size(32))); };
+template <> struct Lanes8<double> { typedef double type __attribute__((vector_size(64))); };
+
 // Sum of n contiguous values: blocks of up to 128 values are summed by eight lanes of T
-// (vectorised; 16 terms per lane, so the error stays within a few ulp of the block), the
-// block sums accumulate in double. A fixed order: the result does not depend on the thread count.
+// (16 terms per lane, so the error stays within a few ulp of the block), the block sums
+// accumulate in double. A fixed order, whatever the vector width: the result does not depend
+// on the instruction set or the thread count.
 template <class T>
-static double contiguous_sum(const T* v, index_t n) {
+__attribute__((always_inline)) inline double contiguous_sum(const T* v, index_t n) {
+    using V = typename Lanes8<T>::type;
     constexpr index_t kLanes = 8, kBlock = 128;
     const index_t n_lanes = n - n % kLanes;
     double sum = 0;
     index_t i = 0;
     while (i < n_lanes) {
-        T lane[kLanes] = {};
-        for (const index_t end = std::min(n_lanes, i + kBlock); i < end; i += kLanes)
-            for (index_t k = 0; k < kLanes; ++k) lane[k] += v[i + k];
+        V lane = V{};
+        for (const index_t end = std::min(n_lanes, i + kBlock); i < end; i += kLanes) lane += load_as<V>(v + i);
         sum += double(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
     }
     for (; i < n; ++i) sum += double(v[i]);
     return sum;
 }
 
+// Global average pooling of the planes [p0, p1): one contiguous run per plane.
+template <class T>
+__attribute__((always_inline)) inline void global_avg_planes(T* out, const T* x, index_t p0, index_t p1, index_t n) {
+    for (index_t plane = p0; plane < p1; ++plane) out[plane] = T(contiguous_sum(x + plane * n, n) / double(n));
+}
+#ifdef CONVKIT_X86_DISPATCH
+template <class T>
+__attribute__((target("avx2,fma"))) void global_avg_planes_avx2(T* out, const T* x, index_t p0, index_t p1, index_t n) {
+    global_avg_planes(out, x, p0, p1, n);
+}
+#endif
+
 // Bins of at most this many inputs are summed in T (float: a few ulp per term, far inside the
 // 1e-4 budget); wider float bins accumulate in double.
 constexpr index_t kMaxTermsInT = 64;
 
-template <class V, class T> __attribute__((always_inline)) inline V load_as(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-template <class V, class T> __attribute__((always_inline)) inline void store_as(T* p, V v) { std::memcpy(p, &v, sizeof v); }
 
 // Every plane in [p0, p1) summed in T, in three passes per plane: the column sums over each
 // output row's bin rows (cs, a row of W per output row), the running window sums
@@ -291,8 +310,18 @@ void adaptive_avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
     }
     if (s.oh == 1 && s.ow == 1) {   // global pooling: one contiguous run per plane
         const index_t n = s.h * s.w;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, plane_chunk(s.planes, nt))
-        for (index_t plane = 0; plane < s.planes; ++plane) out[plane] = T(contiguous_sum(x + plane * n, n) / double(n));
+        const bool avx2 = active_isa() != Isa::generic;
+#pragma omp parallel for num_threads(nt) schedule(static)   // equal runs of planes
+        for (index_t part = 0; part < nt; ++part) {
+            const index_t p0 = s.planes * part / nt, p1 = s.planes * (part + 1) / nt;
+#ifdef CONVKIT_X86_DISPATCH
+            if (avx2) {
+                global_avg_planes_avx2(out, x, p0, p1, n);
+                continue;
+            }
+#endif
+            global_avg_planes(out, x, p0, p1, n);
+        }
         return;
     }
     const Bins rows(s.h, s.oh), cols(s.w, s.ow);
