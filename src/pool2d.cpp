@@ -5,20 +5,28 @@
 // [floor(i*In/Out), ceil((i+1)*In/Out)) (PyTorch's rule; neighbouring bins may overlap).
 // Adaptive max uses PyTorch's update rule, as max_pool2d (pool2d_impl.hpp): an element
 // replaces the running max when it is greater or NaN, in row-major order within the bin.
+// Adaptive average: float bins of at most kMaxTermsInT (64) inputs, and every double bin, are
+// summed in T on vectors, wider float bins in double; the vectorised loops also exist as AVX2
+// clones (target attribute, chosen by active_isa()), which add the same values in the same
+// order, so every path and instruction set gives the same bits.
 //
 // Writes: out, indices and grad_x are fully OVERWRITTEN, never accumulated into.
 // Determinism: one plane per task, each plane computed by one thread in a fixed order.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 #include <limits>
+#include <type_traits>
 #include <vector>
 #include "conv2d.hpp"   // active_isa
 #include "pool2d.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+// The 32-byte vector types below live only inside always_inline helpers of the AVX2 clones,
+// never in a call between code built with and without AVX: GCC's ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace convkit {
 
