@@ -28,6 +28,7 @@
 #include <limits>
 #include <type_traits>
 #include <vector>
+#include "pool2d_avg.hpp"
 #include "pool2d_flat.hpp"
 #include "pool2d_rows.hpp"
 #ifdef _OPENMP
@@ -111,6 +112,7 @@ inline index_t row_divisor(const Pool2dSizes& s, index_t oh) {
 template <class T>
 void avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
     // x (planes, H, W) -> out (planes, OH, OW): window sums (in T, as PyTorch) / divisor
+    if (avg_pool2d_tiled(out, x, s)) return;   // kernel == stride, no padding (pool2d_avg.hpp)
     using Tap = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
     const std::vector<index_t> col_div = column_divisors(s);
     // The divisor row_div * col_div as T(row_div) * T(col_div) (vectorises; int64 -> T does
