@@ -78,22 +78,8 @@ void max_pool2d_flat_as(T* out, const T* x, const Pool2dSizes& s) {
                 max_plane_exact<S, N>(yp, xp, s);
                 continue;
             }
-            for (index_t p = 0; p < n_along; p += L) {
-                V m = load<V>(flat + p);
-                for (index_t k = 1; k < N; ++k) {
-                    const V v = load<V>(flat + p + k);
-                    m = v > m ? v : m;
-                }
-                store(along + p, m);
-            }
-            for (index_t p = 0; p < n_down; p += L) {
-                V m = load<V>(along + p);
-                for (index_t k = 1; k < N; ++k) {
-                    const V v = load<V>(along + p + k * s.w);
-                    m = v > m ? v : m;
-                }
-                store(down + p, m);
-            }
+            for (index_t p = 0; p < n_along; p += L) store(along + p, window_max<V>(flat + p, N, 1));
+            for (index_t p = 0; p < n_down; p += L) store(down + p, window_max<V>(along + p, N, s.w));
             // each output row as whole vectors, in order: a row's extra lanes land where the
             // next row (or the buffer's slack) is written next
             for (index_t oh = 0; oh < s.oh; ++oh) {

@@ -75,6 +75,19 @@ template <PoolKind K, class V> inline auto replaces(V v, V m) {
     else return (v > m) | (v != v);
 }
 
+// The max of `taps` vectors at at, at + step, ... scanned in that order with "greater
+// replaces" (one max instruction each; the no_nan kinds): along a row (step dil_w), down the
+// row results (step dil_h * row stride) or through a flat plane (pool2d_flat.hpp).
+template <class V, class T>
+inline V window_max(const T* at, index_t taps, index_t step) {
+    V m = load<V>(at);
+    for (index_t k = 1; k < taps; ++k) {
+        const V v = load<V>(at + k * step);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
 // Padded input rows read by n_oh consecutive output rows.
 inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return (n_oh - 1) * s.stride_h + (s.kh - 1) * s.dil_h + 1; }
 
@@ -231,15 +244,9 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
     if constexpr (K == PoolKind::max_no_nan && S == 2) {
         // The window max at every input position of 2L (sliding: one max per tap), then its
         // even lanes: fewer shuffles than de-interleaving every tap.
-        for (index_t j = 0; j < r.owp; j += L) {
-            const T* at = row + 2 * j;
-            V lo = load<V>(at), hi = load<V>(at + L);
-            for (index_t kw = 1; kw < kw_n; ++kw) {
-                const V a = load<V>(at + kw * s.dil_w), b = load<V>(at + L + kw * s.dil_w);
-                lo = a > lo ? a : lo, hi = b > hi ? b : hi;
-            }
-            store(hv + j, even_lanes(lo, hi));
-        }
+        for (index_t j = 0; j < r.owp; j += L)
+            store(hv + j, even_lanes(window_max<V>(row + 2 * j, kw_n, s.dil_w),
+                                     window_max<V>(row + 2 * j + L, kw_n, s.dil_w)));
         return;
     }
     I col0;   // input column of tap 0 for the lanes of block 0
@@ -269,28 +276,22 @@ template <int S, int N, class T, class V>
 inline void row_max_in_place(T* __restrict hv, const T* row, const Pool2dSizes& s, V& probe) {
     constexpr index_t L = sizeof(V) / sizeof(T);
     const index_t kw_n = N ? N : s.kw, d = s.dil_w, last = s.ow - L;
-    auto window_max = [&](const T* at) {
-        V m = load<V>(at);
-        for (index_t kw = 1; kw < kw_n; ++kw) {
-            const V v = load<V>(at + kw * d);
-            m = v > m ? v : m;
-        }
-        return m;
-    };
+    auto window_max_at = [&](const T* at) { return window_max<V>(at, kw_n, d); };
     for (index_t j = 0; j < last; j += L) {
         const T* at = row + S * j;
         if constexpr (S == 1) {
             probe += load<V>(at);
-            store(hv + j, window_max(at));
+            store(hv + j, window_max_at(at));
         } else {
             probe += load<V>(at) + load<V>(at + L);
-            store(hv + j, even_lanes(window_max(at), window_max(at + L)));
+            store(hv + j, even_lanes(window_max_at(at), window_max_at(at + L)));
         }
     }
     const T* at = row + S * last;
     for (index_t kw = 0; kw < kw_n; ++kw) probe += load<V>(at + kw * d) + (S == 2 ? load<V>(at + L - 1 + kw * d) : V{});
-    if constexpr (S == 1) store(hv + last, window_max(at));
-    else store(hv + last, even_then_odd_lanes(window_max(at), window_max(at + L - 1), std::make_index_sequence<L>{}));
+    if constexpr (S == 1) store(hv + last, window_max_at(at));
+    else
+        store(hv + last, even_then_odd_lanes(window_max_at(at), window_max_at(at + L - 1), std::make_index_sequence<L>{}));
 }
 
 // Output row oh: yv[ow] for ow < n and, for indices, the winner's row and column (row -1:
@@ -312,16 +313,10 @@ inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc
         k_lo = first_tap(ih0, s.dil_h), k_hi = std::min(kh_n, ceil_div(s.h - ih0, s.dil_h));
     if constexpr (K == PoolKind::max_no_nan && N != 0) {
         if (k_hi - k_lo == N) {   // an interior row: N fixed taps
-            const T* rows[N];
-            for (index_t k = 0; k < N; ++k) rows[k] = hv + (ih0 + k * s.dil_h - ih_lo) * r.owp;
+            const T* top = hv + (ih0 - ih_lo) * r.owp;
             for (index_t jb = 0; jb < n; jb += L) {
                 const index_t j = std::min(jb, n - L);
-                V m = load<V>(rows[0] + j);
-                for (index_t k = 1; k < N; ++k) {
-                    const V v = load<V>(rows[k] + j);
-                    m = v > m ? v : m;
-                }
-                store(yv + j, m);
+                store(yv + j, window_max<V>(top + j, N, s.dil_h * r.owp));
             }
             return;
         }
@@ -393,9 +388,9 @@ template <class V> inline bool any_nan(V v) {
 }
 
 // Runs the tasks: per task, stores the input rows its outputs read (all first, so that
-// the vector loads never wait on the copies' stores), then pool_task. max_no_nan probes
-// the rows while storing them (or reads them in place, probing them in the row pass) and
-// runs the task as max when they hold a NaN.
+// the vector loads never wait on the copies' stores), then pool_task. The no_nan kinds probe
+// the rows while storing them (max_no_nan may read them in place, probing them in the row
+// pass) and run the task with the exact kind when they hold a NaN.
 template <PoolKind K, int S, int N, class T, class Tap, class Emit>
 void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
     using V = typename Simd<T>::vec;
