@@ -87,6 +87,8 @@ def as_bool(fn: str, name: str, value) -> bool:
 
 def int_tuple(fn: str, name: str, value, n: int, minimum: int) -> tuple[int, ...]:
     """Normalise an int or a length-n tuple/list of ints, each >= minimum."""
+    if type(value) is int and minimum <= value < 2**63:   # the common case, without as_int's checks
+        return (value,) * n
     if isinstance(value, (tuple, list)):
         if len(value) != n:
             raise ValueError(f"{fn}: {name} must be an int or a tuple of {n} ints, got {value!r}")
@@ -422,7 +424,7 @@ def pool_window_for_kernels(g: PoolGeometry) -> PoolGeometry:
     stride = tuple(1 if o == 1 else s for o, s in zip(g.out_size, g.stride))
     kernel = tuple(min(k, (i + 2 * p - 1) // d + 1)
                    for k, i, p, d in zip(g.kernel, g.in_size, g.pad, g.dilation))
-    return g._replace(stride=stride, kernel=kernel)
+    return g if (stride, kernel) == (g.stride, g.kernel) else g._replace(stride=stride, kernel=kernel)
 
 
 def pool_as_2d(g: PoolGeometry) -> PoolGeometry:

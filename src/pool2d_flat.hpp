@@ -1,9 +1,9 @@
 // convkit/src/pool2d_flat.hpp -- max pooling without indices of planes with short rows, each
 // plane as one flat row (included by pool2d_impl.hpp, compiled once per instruction set).
 //
-// Rows shorter than a few vectors leave the separable kernel (pool2d_rows.hpp) mostly
-// per-row bookkeeping and partial vectors (AlexNet's 27x27 and 13x13 maps). Here a plane is
-// copied into a buffer (probed for NaN on the way) and treated as one long row:
+// Rows of at most one vector leave the separable kernel (pool2d_rows.hpp) mostly per-row
+// bookkeeping and partial vectors. Here a plane is copied into a buffer (probed for NaN on
+// the way) and treated as one long row:
 //   along W   the window max at every flat position p (taps p .. p + K-1, one max each),
 //   down H    the max of those at p, p + W, ... (K taps, one max each), every flat position,
 //   pick      output (oh, ow) is position oh*S*W + ow*S (S = 2: the even lanes of two loads).
@@ -12,8 +12,9 @@
 // ties go to the first maximum in row-major window order, as PyTorch; a plane holding a
 // NaN runs PyTorch's rule element by element instead.
 // Applies (flat_applies) to square 2x2 / 3x3 windows, equal strides 1 or 2, no padding, no
-// dilation, every window inside the plane, rows of at most 2 vectors (at 27x27 -> 13x13 the
-// flat passes were already slower than the separable kernel: 0.44 vs 0.38 ms at batch 16).
+// dilation, every window inside the plane, rows of at most one vector: 7x7 -> 3x3 takes 20%
+// less time than the separable kernel, whose rows read in place were as fast at 13x13 and
+// faster at 14x14 and 27x27 (bench/RESULTS.md).
 // Writes: out is fully OVERWRITTEN. Planes are independent: any thread count, same bits.
 #pragma once
 #include <algorithm>
@@ -28,7 +29,7 @@ inline bool flat_applies(const Pool2dSizes& s, index_t lanes) {
     const index_t k = s.kh, st = s.stride_h;
     return s.kw == k && (k == 2 || k == 3) && s.stride_w == st && (st == 1 || st == 2) && s.pad_h == 0 &&
            s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1 && (s.oh - 1) * st + k <= s.h &&
-           (s.ow - 1) * st + k <= s.w && s.w <= 2 * lanes;
+           (s.ow - 1) * st + k <= s.w && s.w <= lanes;
 }
 
 // PyTorch's rule (greater or NaN replaces), element by element: planes that hold a NaN.

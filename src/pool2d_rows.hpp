@@ -30,7 +30,7 @@
 #include <utility>
 #include <vector>
 #include "gemm.hpp"   // kVecBytes
-#if defined(__AVX2__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 #include "pool2d_phase.hpp"
@@ -111,6 +111,8 @@ struct RowPlan {
     index_t owp;              // row results per row: OW rounded up to whole vectors
     index_t src_stride;       // values per stored input row; the last block's taps read past OW
     index_t rows, blocks, count;
+    index_t interior_lo, interior_hi;   // the output rows whose KH window rows all lie in the input
+    index_t spill_rows;                 // a task's last rows, whose whole-vector stores (owp) pass its end
 
     RowPlan(const Pool2dSizes& s, int nt, index_t lanes, int S)
         : one_row(with_unit_stride_h(s)), p(one_row, 1, padded_width(s)), runs(p, s.w), tap_at(s.kw),
@@ -125,6 +127,10 @@ struct RowPlan {
         rows = std::min(rows, std::max<index_t>(1, rows_fit));
         blocks = ceil_div(s.oh, rows);
         count = s.planes * blocks;
+        const index_t room = s.h - 1 + s.pad_h - (s.kh - 1) * s.dil_h;   // for the window's first row
+        interior_lo = std::min(s.oh, ceil_div(s.pad_h, s.stride_h));
+        interior_hi = room < 0 ? 0 : std::min(s.oh, room / s.stride_h + 1);
+        spill_rows = ceil_div(owp - s.ow, s.ow);
     }
     static Pool2dSizes with_unit_stride_h(Pool2dSizes s) { s.stride_h = 1; return s; }
 };
@@ -157,20 +163,6 @@ inline V even_lanes(V a, V b) {
             _mm256_castps_pd(_mm256_shuffle_ps((__m256)a, (__m256)b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
 #endif
     return even_lanes(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
-}
-
-// a[0], a[2], ... for the first half, then b[1], b[3], ... (the last block of a row read in
-// place: its second half starts one value early so that nothing past the row is read).
-template <class V, std::size_t... i>
-inline V even_then_odd_lanes(V a, V b, std::index_sequence<i...>) {
-    constexpr std::size_t L = sizeof...(i);
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, (2 * i + (i >= L / 2))...);
-#else
-    using T = typename std::remove_reference<decltype(a[0])>::type;
-    using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
-    return __builtin_shuffle(a, b, M{(2 * i + (i >= L / 2))...});
-#endif
 }
 
 // The L inputs of one tap for the L outputs of a block when stride_w = S is 1 or 2, read
@@ -267,32 +259,38 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
     }
 }
 
-// Max row results hv[0, OW) of an input row read in place (max_no_nan; no padding, every
-// window inside the row, OW >= L): blocks of L outputs, the last one overlapping the one
-// before it (S = 2: its second half is the window max from one value earlier, odd lanes), so
-// nothing past the row is read. Every value a window reads is added into `probe` (tap 0 of
-// each block, and every tap of the last block).
+// Max row results of n_rows input rows read in place (max_no_nan; no padding, every window
+// inside its row): hv[r * owp + ow] for ow in [0, owp), blocks of L outputs. The lanes of the
+// last block past OW read on past the row (the caller keeps those reads inside x) and are
+// dropped later, so the block needs no special case. Every value a kept output reads is added
+// into `probe`: the values under tap 0 of each block (a contiguous run of S*owp per row) and,
+// when that run ends before the row does, every tap of the last block.
 template <int S, int N, class T, class V>
-inline void row_max_in_place(T* __restrict hv, const T* row, const Pool2dSizes& s, V& probe) {
+inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index_t n_rows, const Pool2dSizes& s,
+                              V& probe) {
     constexpr index_t L = sizeof(V) / sizeof(T);
-    const index_t kw_n = N ? N : s.kw, d = s.dil_w, last = s.ow - L;
-    auto window_max_at = [&](const T* at) { return window_max<V>(at, kw_n, d); };
-    for (index_t j = 0; j < last; j += L) {
-        const T* at = row + S * j;
-        if constexpr (S == 1) {
-            probe += load<V>(at);
-            store(hv + j, window_max_at(at));
-        } else {
-            probe += load<V>(at) + load<V>(at + L);
-            store(hv + j, even_lanes(window_max_at(at), window_max_at(at + L)));
+    const index_t kw_n = N ? N : s.kw, d = s.dil_w, w = s.w, last = owp - L;
+    const bool tail = S * owp < w;
+    for (index_t r = 0; r < n_rows; ++r, row += w, hv += owp) {
+        for (index_t j = 0; j <= last; j += L) {
+            const T* at = row + S * j;
+            if constexpr (S == 1) {
+                probe += load<V>(at);
+                store(hv + j, window_max<V>(at, kw_n, d));
+            } else {
+                probe += load<V>(at) + load<V>(at + L);
+                store(hv + j, even_lanes(window_max<V>(at, kw_n, d), window_max<V>(at + L, kw_n, d)));
+            }
         }
+        if (tail)
+            for (index_t kw = 1; kw < kw_n; ++kw)
+                probe += load<V>(row + S * last + kw * d) + (S == 2 ? load<V>(row + S * last + L + kw * d) : V{});
     }
-    const T* at = row + S * last;
-    for (index_t kw = 0; kw < kw_n; ++kw) probe += load<V>(at + kw * d) + (S == 2 ? load<V>(at + L - 1 + kw * d) : V{});
-    if constexpr (S == 1) store(hv + last, window_max_at(at));
-    else
-        store(hv + last, even_then_odd_lanes(window_max_at(at), window_max_at(at + L - 1), std::make_index_sequence<L>{}));
 }
+
+// Input values a task reading rows in place touches past its last row's start (the last
+// block's lanes past OW).
+inline index_t in_place_reach(const Pool2dSizes& s, index_t owp, int S) { return S * owp + (s.kw - 1) * s.dil_w; }
 
 // Output row oh: yv[ow] for ow < n and, for indices, the winner's row and column (row -1:
 // nothing replaced the start value). n: owp (scratch rows), or OW >= L (the output row
@@ -353,19 +351,39 @@ inline void column_pass(T* __restrict yv, Tap* __restrict yr, Tap* __restrict yc
 template <PoolKind K, int S, int N, class T, class Tap, class Emit>
 inline void column_passes(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t oh1, index_t ih_lo,
                           const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit) {
-    constexpr index_t L = sizeof(typename Simd<T>::vec) / sizeof(T);
-    for (index_t oh = oh0; oh < oh1; ++oh) {
-        if constexpr (std::is_pointer<Emit>::value) {
-            T* y = emit + (plane * s.oh + oh) * s.ow;
-            const bool direct = s.ow >= L;
-            column_pass<K, S, N>(direct ? y : b.yval.get(), b.yrow.get(), b.ycol.get(), direct ? s.ow : r.owp,
-                                 b.src.get(), b.hval.get(), b.hcol.get(), ih_lo, oh, s, r, fill);
-            if (!direct) copy_short(y, b.yval.get(), s.ow);
-        } else {
-            column_pass<K, S, N>(b.yval.get(), b.yrow.get(), b.ycol.get(), r.owp, b.src.get(), b.hval.get(),
-                                 b.hcol.get(), ih_lo, oh, s, r, fill);
-            emit(plane, oh, b.yval.get(), b.yrow.get(), b.ycol.get());
+    using V = typename Simd<T>::vec;
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    const auto rows = [&](index_t from, index_t to) {
+        for (index_t oh = from; oh < to; ++oh) {
+            if constexpr (std::is_pointer<Emit>::value) {
+                T* y = emit + (plane * s.oh + oh) * s.ow;
+                const bool direct = s.ow >= L;
+                column_pass<K, S, N>(direct ? y : b.yval.get(), b.yrow.get(), b.ycol.get(), direct ? s.ow : r.owp,
+                                     b.src.get(), b.hval.get(), b.hcol.get(), ih_lo, oh, s, r, fill);
+                if (!direct) copy_short(y, b.yval.get(), s.ow);
+            } else {
+                column_pass<K, S, N>(b.yval.get(), b.yrow.get(), b.ycol.get(), r.owp, b.src.get(), b.hval.get(),
+                                     b.hcol.get(), ih_lo, oh, s, r, fill);
+                emit(plane, oh, b.yval.get(), b.yrow.get(), b.ycol.get());
+            }
         }
+    };
+    if constexpr (K == PoolKind::max_no_nan && N != 0 && std::is_pointer<Emit>::value) {
+        // The output rows whose N window rows all lie in the input, in one loop straight into
+        // out: whole vectors of row results (owp per row), the lanes past OW landing in the
+        // task's next output row, which is written after (so only rows whose spill stays
+        // inside the task's rows go here).
+        const index_t ow = s.ow, owp = r.owp, step = s.dil_h * owp;
+        const index_t first = std::clamp(r.interior_lo, oh0, oh1);
+        const index_t end = std::max(first, std::min(r.interior_hi, oh1 - r.spill_rows));
+        rows(oh0, first);
+        const T* top = b.hval.get() + (first * s.stride_h - s.pad_h - ih_lo) * owp;
+        T* y = emit + (plane * s.oh + first) * ow;
+        for (index_t oh = first; oh < end; ++oh, top += s.stride_h * owp, y += ow)
+            for (index_t j = 0; j < owp; j += L) store(y + j, window_max<V>(top + j, N, step));
+        rows(end, oh1);
+    } else {
+        rows(oh0, oh1);
     }
 }
 
@@ -381,7 +399,20 @@ inline void pool_task(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t
     column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
 }
 
+// Whether a lane of v is NaN, once per task: one unordered compare and a mask test where the
+// instruction set has them (a lane-by-lane loop compiles to a scalar compare per lane).
 template <class V> inline bool any_nan(V v) {
+    constexpr bool is_float = sizeof(v[0]) == 4;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64)
+        return is_float ? _mm512_cmp_ps_mask((__m512)v, (__m512)v, _CMP_UNORD_Q) != 0
+                        : _mm512_cmp_pd_mask((__m512d)v, (__m512d)v, _CMP_UNORD_Q) != 0;
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(V) == 32)
+        return is_float ? _mm256_movemask_ps(_mm256_cmp_ps((__m256)v, (__m256)v, _CMP_UNORD_Q)) != 0
+                        : _mm256_movemask_pd(_mm256_cmp_pd((__m256d)v, (__m256d)v, _CMP_UNORD_Q)) != 0;
+#endif
     bool nan = false;
     for (std::size_t i = 0; i < sizeof(V) / sizeof(v[0]); ++i) nan |= v[i] != v[i];
     return nan;
@@ -398,9 +429,12 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
     constexpr bool idx = has_indices(K), max = K != PoolKind::sum, probed = no_nan(K);
     const int nt = num_threads();
     const RowPlan r(s, nt, L, S);
-    // max_no_nan reads the rows in place when no window reaches outside the input row
-    const bool in_place = K == PoolKind::max_no_nan && S != 0 && s.pad_w == 0 && s.ow >= L &&
+    // max_no_nan reads the rows in place when no window reaches outside the input row (and
+    // the task's reads stay inside x: the last rows of the last plane may be copied instead)
+    const bool in_place = K == PoolKind::max_no_nan && S != 0 && s.pad_w == 0 &&
                           (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w < s.w;
+    const T* x_end = x + s.planes * s.h * s.w;
+    const index_t reach = in_place_reach(s, r.owp, S);
     const index_t hrows = std::min(s.h, rows_read(s, r.rows));
     std::vector<RowScratch<T, Tap>> scratch(nt);
     for (auto& b : scratch) {
@@ -415,15 +449,15 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
         RowScratch<T, Tap>& b = scratch[thread_index()];
 #pragma omp for schedule(dynamic, std::max<index_t>(1, r.count / (64 * static_cast<index_t>(nt))))
         for (index_t task = 0; task < r.count; ++task) {
-            const index_t plane = task / r.blocks, oh0 = task % r.blocks * r.rows;
+            const index_t plane = r.blocks == 1 ? task : task / r.blocks;   // (a division per task costs)
+            const index_t oh0 = (task - plane * r.blocks) * r.rows;
             const index_t oh1 = std::min(s.oh, oh0 + r.rows);
             const index_t ih_lo = std::max<index_t>(0, oh0 * s.stride_h - s.pad_h);
             const index_t ih_hi = std::min(s.h, (oh1 - 1) * s.stride_h - s.pad_h + (s.kh - 1) * s.dil_h + 1);
             const T* xp = x + plane * s.h * s.w;
-            if (in_place) {   // max_no_nan, rows read where they are
+            if (in_place && x_end - (xp + (ih_hi - 1) * s.w) >= reach) {   // max_no_nan, rows read where they are
                 V probe{};
-                for (index_t ih = ih_lo; ih < ih_hi; ++ih)
-                    row_max_in_place<S, N>(b.hval.get() + (ih - ih_lo) * r.owp, xp + ih * s.w, s, probe);
+                rows_max_in_place<S, N>(b.hval.get(), r.owp, xp + ih_lo * s.w, ih_hi - ih_lo, s, probe);
                 if (!any_nan(probe)) {
                     column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
                     continue;
