@@ -31,7 +31,10 @@ ADAPTIVE = [
     ((2, 3, 17, 31), (5, 7)),
     ((1, 2, 9, 5), (4, 2)),
     ((1, 1, 13, 13), (6, 6)),
-    ((3, 2, 7, 7), (1, 1)),          # global
+    ((3, 2, 7, 7), (1, 1)),          # global: fewer than 8 planes per thread, one plane at a time
+    ((4, 9, 7, 7), (1, 1)),          # global, 8 planes at a time and a remainder
+    ((2, 9, 15, 20), (1, 1)),        # global, 8 at a time: 300 values, three blocks of <= 128 and a tail
+    ((2, 9, 2, 3), (1, 1)),          # global, 8 at a time: 6 values, the tail alone
     ((1, 1, 12, 64), (3, 1)),        # whole-row bins: 4 x 64 = 256 float terms, summed in double
 ]
 ADAPTIVE_IDS = [f"{'x'.join(map(str, s))}-to-{o[0]}x{o[1]}" for s, o in ADAPTIVE]
