@@ -256,7 +256,8 @@ struct NarrowTaps {
 // same sums in the same order as adaptive_avg_planes_in_t: the results agree bit for bit.
 // An output row is stored as a whole vector (its lanes past OW land in the next rows, written
 // later) except where that would pass the end of the thread's planes.
-template <class T, int Bytes>
+// Uniform: every bin has kmax columns (13 -> 6), so no tap needs the inside test.
+template <bool Uniform, class T, int Bytes>
 __attribute__((always_inline)) inline void adaptive_avg_planes_narrow(T* out, const T* x, index_t p0, index_t p1,
                                                                       const Bins& rows, const NarrowTaps<T, Bytes>& nt,
                                                                       const Pool2dSizes& s) {
@@ -271,7 +272,10 @@ __attribute__((always_inline)) inline void adaptive_avg_planes_narrow(T* out, co
             for (index_t r = 1; r < rows.size(oh); ++r)
                 lo += load_as<V>(top + r * s.w), hi += load_as<V>(top + r * s.w + s.w - L);
             V sum = __builtin_shuffle(lo, hi, nt.lanes_of(0));
-            for (index_t t = 1; t < kmax; ++t) sum = nt.inside_of(t) ? sum + __builtin_shuffle(lo, hi, nt.lanes_of(t)) : sum;
+            for (index_t t = 1; t < kmax; ++t) {
+                const V tap = __builtin_shuffle(lo, hi, nt.lanes_of(t));
+                sum = Uniform || nt.inside_of(t) ? sum + tap : sum;
+            }
             sum *= load_as<V>(nt.inv_area.data() + oh * L);
             const index_t o = (plane * s.oh + oh) * s.ow;
             if (o + L <= end) store_as(out + o, sum);
@@ -293,8 +297,9 @@ __attribute__((target("avx2,fma"))) void adaptive_avg_planes_avx2(T* out, const 
 template <class T>
 __attribute__((target("avx2,fma"))) void adaptive_avg_planes_narrow_avx2(T* out, const T* x, index_t p0, index_t p1,
                                                                           const Bins& rows, const NarrowTaps<T, 32>& nt,
-                                                                          const Pool2dSizes& s) {
-    adaptive_avg_planes_narrow(out, x, p0, p1, rows, nt, s);
+                                                                          bool uniform, const Pool2dSizes& s) {
+    if (uniform) adaptive_avg_planes_narrow<true>(out, x, p0, p1, rows, nt, s);
+    else adaptive_avg_planes_narrow<false>(out, x, p0, p1, rows, nt, s);
 }
 #endif
 
@@ -330,7 +335,7 @@ void adaptive_avg_in_t(T* out, const T* x, const Bins& rows, const Bins& cols, c
             const index_t p0 = s.planes * part / nt, p1 = s.planes * (part + 1) / nt;
 #ifdef CONVKIT_X86_DISPATCH
             if (narrow) {
-                adaptive_avg_planes_narrow_avx2(out, x, p0, p1, rows, narrow_taps, s);
+                adaptive_avg_planes_narrow_avx2(out, x, p0, p1, rows, narrow_taps, kmin == kmax, s);
                 continue;
             }
             if (avx2) {
