@@ -8,6 +8,7 @@
 //               padded (-inf for max, 0 for avg) and de-interleaved by stride_w
 //               (pool2d_phase.hpp with one row), so tap kw of outputs ow = j.. is the
 //               contiguous run at tap_at[kw] + j: one "row result" per (input row, ow);
+//               max without indices or padding reads the rows in place instead;
 //   vertical    output (oh, ow) reduces the row results of its window's input rows; rows in
 //               the padding are skipped (their taps are all padding), so no bounds tests.
 //
