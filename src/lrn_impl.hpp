@@ -17,13 +17,18 @@
 // Backward, with q[c] = scale[c]^-beta and t[c] = dy[c] x[c] q[c] / scale[c]:
 //   grad_x[i] = dy[i] q[i] - 2 alpha beta / size * x[i] * sum of t[c] over c in [i - (size-1)/2, i + size/2]
 // (the channels whose window holds i): a second sliding sum over t, fed by the first
-// one, in the same walk; a ring of size + 1 rows keeps q until grad_x needs it.
+// one, in the same walk; a ring of size/2 + 1 rows keeps dy q until grad_x needs it. Each
+// channel step runs two loops over the pixel row (squares, q and t; then the t stream and
+// grad_x): one loop with every row pointer live spilled ~14 of them per vector to the
+// stack; split, the backward takes 20-25% less time (bench/RESULTS.md, branch lrn3).
 //
 // scale^-beta: float with beta = 0.75 (AlexNet / Caffe), k >= FLT_MIN and alpha >= 0 uses
 // hardware reciprocal square root estimates and one Newton step (FastThreeQuarters, rel.
 // error < 1e-6; scale >= k > 0 there); otherwise exact square roots (beta 0.75, 0.5), a
 // division (beta 1) or std::pow per element.
 //
+// The output rows are prefetched one channel step ahead: without it the backward's
+// stores to grad_x, missing the cache, stalled its loop.
 // The loops are bound by instructions per vector (in cache, one thread), not by the power:
 // the steady-state steps (all but the first and last few channels) run a vector loop with
 // no tests (a compile-time flag), and the backward's sliding sums read a row of zeros for a
@@ -318,7 +323,7 @@ void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const
         const T* x_out = x + out * stride;
         T* gx_out = grad_x + out * stride;
         const auto second = [&](index_t i, auto count, auto interior) {
-            if (interior) __builtin_prefetch(gx_out + stride + i, 1);   // next step's output row, for writing
+            if (interior) __builtin_prefetch(gx_out + stride + i, 1);   // next step's output row
             const Vec<T> t_sum = SlidingSum<T>::push_stored(tt, i);
             if (!interior && out < 0) return;
             const Vec<T> xo = load_part(x_out + i, count);
