@@ -18,24 +18,27 @@
 //   grad_x[i] = dy[i] q[i] - 2 alpha beta / size * x[i] * sum of t[c] over c in [i - (size-1)/2, i + size/2]
 // (the channels whose window holds i): a second sliding sum over t, fed by the first
 // one, in the same walk; a ring of size/2 + 1 rows keeps dy q until grad_x needs it. Each
-// channel step runs two loops over the pixel row (squares, q and t; then the t stream and
-// grad_x): one loop with every row pointer live spilled ~14 of them per vector to the
-// stack; split, the backward takes 20-25% less time (bench/RESULTS.md, branch lrn3).
+// channel step runs two loops over the pixel row (squares, q and t, written straight into
+// the t stream's value row; then the t stream and grad_x), each with about half the row
+// pointers live: one loop with all of them spilled ~14 per vector to the stack.
 //
 // scale^-beta: float with beta = 0.75 (AlexNet / Caffe), k >= FLT_MIN and alpha >= 0 uses
 // hardware reciprocal square root estimates and one Newton step (FastThreeQuarters, rel.
 // error < 1e-6; scale >= k > 0 there); otherwise exact square roots (beta 0.75, 0.5), a
 // division (beta 1) or std::pow per element.
 //
-// The output rows are prefetched one channel step ahead, as the input rows: without it the
-// stores, missing the cache, stall the loops (15-20% more time forward and backward).
-// The loops are bound by instructions per vector (in cache, one thread), not by the power:
-// the steady-state steps (all but the first and last few channels) run a vector loop with
-// no tests (a compile-time flag), and the backward's sliding sums read a row of zeros for a
-// missing term instead of branching (1-12% less time on the AlexNet shapes). Tried and
-// not faster on Zen 3 (bench/RESULTS.md): a direct sum of the `size` window rows (from x or
+// Speed (Zen 3, AVX2; bench/RESULTS.md, branches lrn2 and lrn3): the input and output rows
+// of the next channel step are prefetched (without the output prefetch the stores, missing
+// the cache, stall the loops: 15-20% more time); the steady-state steps (all but the first
+// and last few channels) run a vector loop with no tests (a compile-time flag); the
+// backward's sliding sums read a row of zeros for a missing term instead of branching.
+// The loops are bound by their work per vector, not by memory: a kernel with the same walk
+// that only reads dy and x and writes grad_x takes 55-60% of the backward's time; the power
+// is 15-20% of it. Tried and not faster: a direct sum of the `size` window rows (from x or
 // from a ring of squares), streaming output stores, 64..1024-pixel blocks, walking the
-// channels one pixel column at a time with the window in registers.
+// channels one pixel column at a time with the window in registers, prefetching 2-3 steps
+// ahead or once per cache line, scratch rows padded against 4 KB aliasing, 1/s by its own
+// Newton step beside q's chain.
 #pragma once
 #include <algorithm>
 #include <cfloat>
