@@ -17,20 +17,28 @@
 // Backward, with q[c] = scale[c]^-beta and t[c] = dy[c] x[c] q[c] / scale[c]:
 //   grad_x[i] = dy[i] q[i] - 2 alpha beta / size * x[i] * sum of t[c] over c in [i - (size-1)/2, i + size/2]
 // (the channels whose window holds i): a second sliding sum over t, fed by the first
-// one, in the same walk; a ring of size + 1 rows keeps q until grad_x needs it.
+// one, in the same walk; a ring of size/2 + 1 rows keeps dy q until grad_x needs it. Each
+// channel step runs two loops over the pixel row (squares, q and t, written straight into
+// the t stream's value row; then the t stream and grad_x), each with about half the row
+// pointers live: one loop with all of them spilled ~14 per vector to the stack.
 //
 // scale^-beta: float with beta = 0.75 (AlexNet / Caffe), k >= FLT_MIN and alpha >= 0 uses
 // hardware reciprocal square root estimates and one Newton step (FastThreeQuarters, rel.
 // error < 1e-6; scale >= k > 0 there); otherwise exact square roots (beta 0.75, 0.5), a
 // division (beta 1) or std::pow per element.
 //
-// The loops are bound by instructions per vector (in cache, one thread), not by the power:
-// the steady-state steps (all but the first and last few channels) run a vector loop with
-// no tests (a compile-time flag), and the backward's sliding sums read a row of zeros for a
-// missing term instead of branching (1-12% less time on the AlexNet shapes). Tried and
-// not faster on Zen 3 (bench/RESULTS.md): a direct sum of the `size` window rows (from x or
+// Speed (Zen 3, AVX2; bench/RESULTS.md, branches lrn2 and lrn3): the input and output rows
+// of the next channel step are prefetched (without the output prefetch the stores, missing
+// the cache, stall the loops: 15-20% more time); the steady-state steps (all but the first
+// and last few channels) run a vector loop with no tests (a compile-time flag); the
+// backward's sliding sums read a row of zeros for a missing term instead of branching.
+// The loops are bound by their work per vector, not by memory: a kernel with the same walk
+// that only reads dy and x and writes grad_x takes 55-60% of the backward's time; the power
+// is 15-20% of it. Tried and not faster: a direct sum of the `size` window rows (from x or
 // from a ring of squares), streaming output stores, 64..1024-pixel blocks, walking the
-// channels one pixel column at a time with the window in registers.
+// channels one pixel column at a time with the window in registers, prefetching 2-3 steps
+// ahead or once per cache line, scratch rows padded against 4 KB aliasing, 1/s by its own
+// Newton step beside q's chain.
 #pragma once
 #include <algorithm>
 #include <cfloat>
@@ -177,6 +185,12 @@ template <class T> struct SlidingSum {
         store(st.prefix + i, p);
         return Branches && st.whole_block ? p : load(st.suffix_row + i) + p;
     }
+    // push() of the vector already in the value row (written there by the caller).
+    static Vec<T> push_stored(const Step& st, index_t i) {
+        const Vec<T> p = load(st.prefix_before + i) + load(st.value_row + i);
+        store(st.prefix + i, p);
+        return load(st.suffix_row + i) + p;
+    }
     // After the last row of a block: its suffix sums (len pixels), for the windows starting inside it.
     void finish_step(index_t j, index_t len) const {
         if (size == 1 || j % size != size - 1) return;   // size 1: every window is one block
@@ -241,7 +255,8 @@ void forward_block(T* y, const T* x, index_t len, const Params<T>& p, T* scratch
         const auto st = squares.step(j);
         const auto body = [&](index_t i, auto count, auto interior) {
             const bool has_x = interior || x_in;
-            if (has_x) __builtin_prefetch(x_in + stride + i);   // next step's row
+            if (has_x) __builtin_prefetch(x_in + stride + i);   // next step's rows
+            if (interior) __builtin_prefetch(y_out + stride + i, 1);
             const Vec<T> a = has_x ? load_part(x_in + i, count) : Vec<T>{};
             const Vec<T> sum = SlidingSum<T>::template push<true>(st, i, a * a);
             if (!interior && out < 0) return;
@@ -254,60 +269,72 @@ void forward_block(T* y, const T* x, index_t len, const Params<T>& p, T* scratch
     }
 }
 
+// Scratch rows of backward_block: the two sliding sums and a ring of before + 1 rows of dy q.
+inline index_t backward_scratch_rows(index_t size, index_t before) {
+    return 2 * SlidingSum<float>::scratch_rows(size) + before + 1;
+}
+
 template <class T, class Pow>
 void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const Params<T>& p, T* scratch) {
     const index_t rows = SlidingSum<T>::scratch_rows(p.size);
     const SlidingSum<T> squares = sliding_sum(scratch, p.size);
     const SlidingSum<T> ts = sliding_sum(scratch + rows * kPixelBlock, p.size);
-    T* q_ring = scratch + 2 * rows * kPixelBlock;   // size + 1 rows: q of the last channels
-    T* t_rows = q_ring + (p.size + 1) * kPixelBlock;  // 2 rows: t of this and the previous step
+    T* dyq_ring = scratch + 2 * rows * kPixelBlock;   // before + 1 rows: dy q of the channels awaiting grad_x
     const index_t channels = p.c, stride = p.stride, before = p.before, after = p.after, size = p.size;
+    const index_t padded = channels + size - 1, ring = before + 1;   // rows of each padded stream
     const T k = p.k, coef = p.coef, coef_grad = p.coef_grad, beta = p.beta;
-    // Step j, first half: x^2 of channel j - before enters; scale, q and t of channel
-    // c = j - size + 1 are computed. Second half, one step behind so the two halves are
-    // independent work for the CPU: t of channel c - 1 enters the t stream as its row
-    // c - 1 + after, and grad_x of channel c - 1 - before (t window complete) is written.
-    for (index_t j = 0; j < channels + size + before; ++j) {
-        const index_t in = j - before, c = j - (size - 1), jt = c - 1 + after, out = c - 1 - before;
+    // Step j walks the pixel row twice, each loop with about half the live row pointers
+    // (one loop keeping all of them live spilled them to the stack). First loop: x^2 of
+    // channel j - before enters the squares stream; the scale of channel c = j - size + 1
+    // is complete: q = scale^-beta, dy q goes to the ring, t straight into the t stream's
+    // value row (its row c + after; zeros for the padding rows). Second loop: that row
+    // enters the t stream, completing the t window of channel c - before, whose grad_x is
+    // dy q - 2 alpha beta / size * x * t_sum.
+    for (index_t j = 0; j < padded + before; ++j) {
+        const index_t in = j - before, c = j - (size - 1), out = c - before;
         const T* x_in = in >= 0 && in < channels ? x + in * stride : nullptr;
-        const bool has_c = c >= 0 && c < channels;
-        const auto sq = squares.step(j);
-        T* q_c = q_ring + (has_c ? c % (size + 1) : 0) * kPixelBlock;
-        T* t_c = t_rows + (j & 1) * kPixelBlock;
-        const T* t_prev = t_rows + ((j + 1) & 1) * kPixelBlock;
-        const T* g_c = grad_out + c * stride;
-        const T* x_c = x + c * stride;
-        const bool t_step = jt >= 0;
-        const auto tt = t_step ? ts.step(jt) : typename SlidingSum<T>::Step{};
-        const T* q_out = q_ring + (out >= 0 ? out % (size + 1) : 0) * kPixelBlock;
-        const T* g_out = grad_out + out * stride;
-        const T* x_out = x + out * stride;
-        T* gx_out = grad_x + out * stride;
-        const auto body = [&](index_t i, auto count, auto interior) {
-            const bool has_x = interior || x_in;
-            if (has_x) {   // next step's rows
-                __builtin_prefetch(x_in + stride + i);
-                __builtin_prefetch(g_c + (after + 1) * stride + i);
-            }
-            const Vec<T> a = has_x ? load_part(x_in + i, count) : Vec<T>{};
-            const Vec<T> scale = k + coef * SlidingSum<T>::push(sq, i, a * a);
-            Vec<T> t = {};
-            if (interior || has_c) {
+        const bool has_c = c >= 0 && c < channels, t_step = j >= before;   // t row c + after = j - before
+        if (j < padded || t_step) {
+            const auto sq = j < padded ? squares.step(j) : typename SlidingSum<T>::Step{};
+            T* t_row = t_step ? ts.step(j - before).value_row : nullptr;
+            T* dyq_c = dyq_ring + (has_c ? c % ring : 0) * kPixelBlock;
+            const T* g_c = grad_out + c * stride;
+            const T* x_c = x + c * stride;
+            const auto first = [&](index_t i, auto count, auto interior) {
+                if (interior || x_in) {   // next step's rows
+                    __builtin_prefetch(x_in + stride + i);
+                    __builtin_prefetch(g_c + (after + 1) * stride + i);
+                }
+                if (!interior && j >= padded) return store(t_row + i, Vec<T>{});   // past the last channel
+                const Vec<T> a = interior || x_in ? load_part(x_in + i, count) : Vec<T>{};
+                const Vec<T> scale = k + coef * SlidingSum<T>::push(sq, i, a * a);
+                if (!interior && !has_c) {
+                    if (t_step) store(t_row + i, Vec<T>{});
+                    return;
+                }
                 Vec<T> q, inv;
                 Pow::apply(scale, beta, q, inv);
-                store(q_c + i, q);
-                t = load_part(g_c + i, count) * load_part(x_c + i, count) * (q * inv);
-            }
-            store(t_c + i, t);
-            if (!interior && !t_step) return;
-            const Vec<T> t_sum = SlidingSum<T>::push(tt, i, load(t_prev + i));
+                const Vec<T> g = load_part(g_c + i, count);
+                store(dyq_c + i, g * q);
+                store(t_row + i, g * load_part(x_c + i, count) * (q * inv));
+            };
+            for_each_vector(len, x_in && has_c, first);
+            if (j < padded) squares.finish_step(j, len);
+        }
+        if (!t_step) continue;
+        const auto tt = ts.step(j - before);
+        const T* dyq_out = dyq_ring + (out >= 0 ? out % ring : 0) * kPixelBlock;
+        const T* x_out = x + out * stride;
+        T* gx_out = grad_x + out * stride;
+        const auto second = [&](index_t i, auto count, auto interior) {
+            if (interior) __builtin_prefetch(gx_out + stride + i, 1);   // next step's output row
+            const Vec<T> t_sum = SlidingSum<T>::push_stored(tt, i);
             if (!interior && out < 0) return;
-            const Vec<T> g = load_part(g_out + i, count), xo = load_part(x_out + i, count);
-            store_part(gx_out + i, g * load(q_out + i) - coef_grad * xo * t_sum, count);
+            const Vec<T> xo = load_part(x_out + i, count);
+            store_part(gx_out + i, load(dyq_out + i) - coef_grad * xo * t_sum, count);
         };
-        for_each_vector(len, x_in && has_c && t_step && out >= 0, body);
-        squares.finish_step(j, len);
-        if (t_step) ts.finish_step(jt, len);
+        for_each_vector(len, out >= 0, second);
+        ts.finish_step(j - before, len);
     }
 }
 
@@ -352,7 +379,7 @@ template <class T> void local_response_norm_forward(T* y, const T* x, const LrnS
 template <class T> void local_response_norm_backward(T* grad_x, const T* grad_out, const T* x, const LrnSizes& s) {
     // grad_x, grad_out, x: (N, C, S)
     const lrn::Params<T> p = lrn::params<T>(s);
-    const index_t rows = 2 * lrn::SlidingSum<T>::scratch_rows(p.size) + p.size + 3;
+    const index_t rows = lrn::backward_scratch_rows(p.size, p.before);
     lrn::with_pow<T>(s, [&](auto pow) {
         using Pow = decltype(pow);
         lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {

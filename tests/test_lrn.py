@@ -70,6 +70,18 @@ def test_size_beyond_all_channels(rng, size):
     assert_close(convkit.local_response_norm(x, size, 2.0), x / scale ** 0.75)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_backward_every_window_size(rng, dtype):
+    """The backward's channel walk for every size up to past C (its ring of before + 1 rows of
+    dy q, the t stream's padding rows before the first and after the last channel), on a
+    plane of two pixel blocks whose last vector is partial."""
+    x = rng.standard_normal((2, 7, 517)).astype(dtype)
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    for size in range(1, 11):
+        assert_close(convkit.local_response_norm_backward(gy, x, size, 0.7, 0.75, 1.5),
+                     ref.local_response_norm_backward(gy, x, size, 0.7, 0.75, 1.5), dtype)
+
+
 def test_finite_differences(rng):
     x = rng.standard_normal((2, 6, 3, 2))
     r = rng.standard_normal(x.shape)
