@@ -4,7 +4,7 @@
 //
 // Forward (pool2d_rows.hpp): separable, KW taps along each input row, then KH taps down
 // the row results, on full vectors without bounds tests in the loops; max pooling of short
-// rows without indices: each plane as one flat row (pool2d_flat.hpp).
+// rows without indices: a plane at a time in registers (pool2d_short_rows.hpp).
 //
 // Max pooling follows PyTorch's CPU kernel: over the window's input elements in row-major
 // order, an element replaces the running max when it is greater or NaN. So the first
@@ -29,7 +29,7 @@
 #include <type_traits>
 #include <vector>
 #include "pool2d_avg.hpp"
-#include "pool2d_flat.hpp"
+#include "pool2d_short_rows.hpp"
 #include "pool2d_rows.hpp"
 #ifdef _OPENMP
 #include <omp.h>
@@ -61,7 +61,7 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
     }
     const T fill = -std::numeric_limits<T>::infinity();
     if (!indices) {
-        if (flat_applies(s, sizeof(typename Simd<T>::vec) / sizeof(T))) return max_pool2d_flat(out, x, s);   // short rows
+        if (short_rows_apply(s, sizeof(typename Simd<T>::vec) / sizeof(T))) return max_pool2d_short_rows(out, x, s);
         pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out);   // rows written in place
         return;
     }

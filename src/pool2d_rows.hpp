@@ -78,7 +78,7 @@ template <PoolKind K, class V> inline auto replaces(V v, V m) {
 
 // The max of `taps` vectors at at, at + step, ... scanned in that order with "greater
 // replaces" (one max instruction each; the no_nan kinds): along a row (step dil_w), down the
-// row results (step dil_h * row stride) or through a flat plane (pool2d_flat.hpp).
+// row results (step dil_h * row stride) or along a short row (pool2d_short_rows.hpp).
 template <class V, class T>
 inline V window_max(const T* at, index_t taps, index_t step) {
     V m = load<V>(at);
@@ -95,6 +95,13 @@ inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return (n_oh - 1)
 // First tap along one axis whose input position start + k*dil is >= 0.
 inline index_t first_tap(index_t start, index_t dil) { return start >= 0 ? 0 : ceil_div(-start, dil); }
 
+
+// Input values a row pass with stride_w S in {1, 2} reads from a row's start: the last
+// block's lanes past OW, and its taps (a whole vector past the block when they are lane
+// shifts, block_max_shifted).
+inline index_t row_reach(const Pool2dSizes& s, index_t owp, int S, index_t lanes) {
+    return S * owp + std::max((s.kw - 1) * s.dil_w, lanes);
+}
 
 // The geometry of one call: how a task's input rows are stored, padded (`src_stride`
 // values each), the row stride of the max row results (OW rounded up to whole vectors)
@@ -118,7 +125,7 @@ struct RowPlan {
     RowPlan(const Pool2dSizes& s, int nt, index_t lanes, int S)
         : one_row(with_unit_stride_h(s)), p(one_row, 1, padded_width(s)), runs(p, s.w), tap_at(s.kw),
           owp(round_up(s.ow, lanes)),
-          src_stride(S ? round_up(std::max(s.pad_w + s.w, owp * S + (s.kw - 1) * s.dil_w), lanes)
+          src_stride(S ? round_up(std::max(s.pad_w + s.w, row_reach(s, owp, S, lanes)), lanes)
                        : round_up(p.size + owp + lanes, lanes)) {
         for (index_t kw = 0; kw < s.kw; ++kw) tap_at[kw] = p.at(0, kw * s.dil_w);
         constexpr index_t kMaxRowValues = 1 << 18;
@@ -164,6 +171,42 @@ inline V even_lanes(V a, V b) {
             _mm256_castps_pd(_mm256_shuffle_ps((__m256)a, (__m256)b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
 #endif
     return even_lanes(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
+}
+
+// a[k], ..., a[L-1], b[0], ..., b[k-1]: the lanes k places along (one valignd / palignr).
+template <int k, class V, std::size_t... i>
+inline V lanes_from(V a, V b, std::index_sequence<i...>) {
+#if defined(__clang__)
+    return __builtin_shufflevector(a, b, (k + i)...);
+#else
+    using T = typename std::remove_reference<decltype(a[0])>::type;
+    using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
+    return __builtin_shuffle(a, b, M{(k + i)...});
+#endif
+}
+template <int k, class V>
+inline V lanes_from(V a, V b) { return lanes_from<k>(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{}); }
+
+// The window max at each of the L positions of v (taps +0, .., +K-1 scanned in order with
+// "greater replaces", one max each), the lanes past v taken from next: the sliding taps as
+// lane shifts of two loads instead of K unaligned loads (which made max pooling load-bound).
+template <int K, class V>
+inline V window_max_shifted(V v, V next) {
+    static_assert(K >= 1 && K <= 3, "taps 2 and 3 are written out");
+    V m = v;
+    if constexpr (K >= 2) { const V t = lanes_from<1>(v, next); m = t > m ? t : m; }
+    if constexpr (K >= 3) { const V t = lanes_from<2>(v, next); m = t > m ? t : m; }
+    return m;
+}
+
+// The K-tap window max (dilation 1) of the L outputs of a block at `at` in stride S = 1 or 2:
+// S = 2 reduces at every input position of 2L and keeps the even lanes.
+template <int S, int K, class V, class T>
+inline V block_max_shifted(const T* at) {
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    const V v0 = load<V>(at), v1 = load<V>(at + L);
+    if constexpr (S == 1) return window_max_shifted<K>(v0, v1);
+    else return even_lanes(window_max_shifted<K>(v0, v1), window_max_shifted<K>(v1, load<V>(at + 2 * L)));
 }
 
 // The L inputs of one tap for the L outputs of a block when stride_w = S is 1 or 2, read
@@ -234,6 +277,12 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
     using I = typename TapLanes<T, Tap>::vec;
     constexpr index_t L = sizeof(V) / sizeof(T);
     const index_t kw_n = N ? N : s.kw;
+    if constexpr (K == PoolKind::max_no_nan && N != 0) {
+        if (s.dil_w == 1) {
+            for (index_t j = 0; j < r.owp; j += L) store(hv + j, block_max_shifted<S, N, V>(row + S * j));
+            return;
+        }
+    }
     if constexpr (K == PoolKind::max_no_nan && S == 2) {
         // The window max at every input position of 2L (sliding: one max per tap), then its
         // even lanes: fewer shuffles than de-interleaving every tap.
@@ -275,13 +324,13 @@ inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index
     for (index_t r = 0; r < n_rows; ++r, row += w, hv += owp) {
         for (index_t j = 0; j <= last; j += L) {
             const T* at = row + S * j;
-            if constexpr (S == 1) {
-                probe += load<V>(at);
+            probe += S == 1 ? load<V>(at) : load<V>(at) + load<V>(at + L);
+            if (N != 0 && d == 1)
+                store(hv + j, block_max_shifted<S, N ? N : 1, V>(at));
+            else if constexpr (S == 1)
                 store(hv + j, window_max<V>(at, kw_n, d));
-            } else {
-                probe += load<V>(at) + load<V>(at + L);
+            else
                 store(hv + j, even_lanes(window_max<V>(at, kw_n, d), window_max<V>(at + L, kw_n, d)));
-            }
         }
         if (tail)
             for (index_t kw = 1; kw < kw_n; ++kw)
@@ -289,9 +338,6 @@ inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index
     }
 }
 
-// Input values a task reading rows in place touches past its last row's start (the last
-// block's lanes past OW).
-inline index_t in_place_reach(const Pool2dSizes& s, index_t owp, int S) { return S * owp + (s.kw - 1) * s.dil_w; }
 
 // Output row oh: yv[ow] for ow < n and, for indices, the winner's row and column (row -1:
 // nothing replaced the start value). n: owp (scratch rows), or OW >= L (the output row
@@ -391,12 +437,16 @@ inline void column_passes(RowScratch<T, Tap>& b, index_t plane, index_t oh0, ind
 // One task over its stored input rows [ih_lo, ih_hi): the row passes, then the column passes.
 template <PoolKind K, int S, int N, class T, class Tap, class Emit>
 inline void pool_task(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t oh1, index_t ih_lo, index_t ih_hi,
-                      const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit) {
+                      const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit, const T* next_plane) {
     constexpr bool idx = has_indices(K);
+    constexpr index_t line = 64 / sizeof(T);
     if constexpr (K != PoolKind::sum)
-        for (index_t ih = ih_lo; ih < ih_hi; ++ih)
+        for (index_t ih = ih_lo; ih < ih_hi; ++ih) {
+            if (next_plane)   // into L2 while this plane computes: the copy of the next one then hits
+                for (index_t c = 0; c < s.w; c += line) __builtin_prefetch(next_plane + ih * s.w + c, 0, 3);
             row_pass<K, S, N>(b.hval.get() + (ih - ih_lo) * r.owp, b.hcol.get() + (idx ? (ih - ih_lo) * r.owp : 0),
                               b.src.get() + (ih - ih_lo) * r.src_stride, s, r, fill);
+        }
     column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
 }
 
@@ -435,7 +485,7 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
     const bool in_place = K == PoolKind::max_no_nan && S != 0 && s.pad_w == 0 &&
                           (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w < s.w;
     const T* x_end = x + s.planes * s.h * s.w;
-    const index_t reach = in_place_reach(s, r.owp, S);
+    const index_t reach = row_reach(s, r.owp, S, L);
     const index_t hrows = std::min(s.h, rows_read(s, r.rows));
     std::vector<RowScratch<T, Tap>> scratch(nt);
     for (auto& b : scratch) {
@@ -464,14 +514,16 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
                     continue;
                 }
             }
+            // whole planes per task: the thread's next task is most often the next plane
+            const T* next_plane = r.blocks == 1 && plane + 1 < s.planes ? xp + s.h * s.w : nullptr;
             V probe{};
             for (index_t ih = ih_lo; ih < ih_hi; ++ih)
                 store_src_row<S>(b.src.get() + (ih - ih_lo) * r.src_stride, xp + ih * s.w, s, r, fill,
                                  probed ? &probe : nullptr);
             if (probed && any_nan(probe))
-                pool_task<exact(K), S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
+                pool_task<exact(K), S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit, next_plane);
             else
-                pool_task<K, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit);
+                pool_task<K, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit, next_plane);
         }
     }
 }
