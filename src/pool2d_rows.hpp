@@ -202,9 +202,9 @@ inline V window_max_shifted(V v, V next) {
 // The K-tap window max (dilation 1) of the L outputs of a block at `at` in stride S = 1 or 2:
 // S = 2 reduces at every input position of 2L and keeps the even lanes.
 template <int S, int K, class V, class T>
-inline V block_max_shifted(const T* at) {
+inline V block_max_shifted(V v0, const T* at) {   // v0: the block's first vector (at[0, L))
     constexpr index_t L = sizeof(V) / sizeof(T);
-    const V v0 = load<V>(at), v1 = load<V>(at + L);
+    const V v1 = load<V>(at + L);
     if constexpr (S == 1) return window_max_shifted<K>(v0, v1);
     else return even_lanes(window_max_shifted<K>(v0, v1), window_max_shifted<K>(v1, load<V>(at + 2 * L)));
 }
@@ -279,7 +279,7 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
     const index_t kw_n = N ? N : s.kw;
     if constexpr (K == PoolKind::max_no_nan && N != 0) {
         if (s.dil_w == 1) {
-            for (index_t j = 0; j < r.owp; j += L) store(hv + j, block_max_shifted<S, N, V>(row + S * j));
+            for (index_t j = 0; j < r.owp; j += L) store(hv + j, block_max_shifted<S, N>(load<V>(row + S * j), row + S * j));
             return;
         }
     }
@@ -309,24 +309,34 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
     }
 }
 
-// Max row results of n_rows input rows read in place (max_no_nan; no padding, every window
-// inside its row): hv[r * owp + ow] for ow in [0, owp), blocks of L outputs. The lanes of the
-// last block past OW read on past the row (the caller keeps those reads inside x) and are
-// dropped later, so the block needs no special case. Every value a kept output reads is added
-// into `probe`: the values under tap 0 of each block (a contiguous run of S*owp per row) and,
+// Max row results of n_rows input rows read in place (max_no_nan; every window inside its
+// padded row, padding only with 2x2 / 3x3 windows without dilation): hv[r * owp + ow] for ow
+// in [0, owp), blocks of L outputs. The lanes of the last block past OW read on past the row
+// (the caller keeps those reads inside x) and are dropped later, so the block needs no
+// special case; the first block's lanes in the left padding read the end of the row before
+// and are replaced by -inf. Every value a kept output reads is added into `probe`: the
+// values under tap 0 of each block (a contiguous run of S*owp per row from -pad_w) and,
 // when that run ends before the row does, every tap of the last block.
 template <int S, int N, class T, class V>
 inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index_t n_rows, const Pool2dSizes& s,
                               V& probe) {
     constexpr index_t L = sizeof(V) / sizeof(T);
+    using Lane = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+    using I = typename TapLanes<T, Lane>::vec;
     const index_t kw_n = N ? N : s.kw, d = s.dil_w, w = s.w, last = owp - L;
-    const bool tail = S * owp < w;
+    const bool tail = S * owp - s.pad_w < w;
+    I lane{};
+    for (index_t i = 0; i < L; ++i) lane[i] = Lane(i);
+    const auto in_pad = lane < I{} + Lane(s.pad_w);
+    const V minus_inf = V{} - std::numeric_limits<T>::infinity();
     for (index_t r = 0; r < n_rows; ++r, row += w, hv += owp) {
+        const T* prow = row - s.pad_w;   // the padded row's start
         for (index_t j = 0; j <= last; j += L) {
-            const T* at = row + S * j;
-            probe += S == 1 ? load<V>(at) : load<V>(at) + load<V>(at + L);
+            const T* at = prow + S * j;
+            const V v0 = load<V>(at);
+            probe += S == 1 ? v0 : v0 + load<V>(at + L);
             if (N != 0 && d == 1)
-                store(hv + j, block_max_shifted<S, N ? N : 1, V>(at));
+                store(hv + j, block_max_shifted<S, N ? N : 1>(j == 0 ? (in_pad ? minus_inf : v0) : v0, at));
             else if constexpr (S == 1)
                 store(hv + j, window_max<V>(at, kw_n, d));
             else
@@ -334,7 +344,7 @@ inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index
         }
         if (tail)
             for (index_t kw = 1; kw < kw_n; ++kw)
-                probe += load<V>(row + S * last + kw * d) + (S == 2 ? load<V>(row + S * last + L + kw * d) : V{});
+                probe += load<V>(prow + S * last + kw * d) + (S == 2 ? load<V>(prow + S * last + L + kw * d) : V{});
     }
 }
 
@@ -480,11 +490,13 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
     constexpr bool idx = has_indices(K), max = K != PoolKind::sum, probed = no_nan(K);
     const int nt = num_threads();
     const RowPlan r(s, nt, L, S);
-    // max_no_nan reads the rows in place when no window reaches outside the input row (and
-    // the task's reads stay inside x: the last rows of the last plane may be copied instead)
-    const bool in_place = K == PoolKind::max_no_nan && S != 0 && s.pad_w == 0 &&
-                          (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w < s.w;
-    const T* x_end = x + s.planes * s.h * s.w;
+    // max_no_nan reads the rows in place when no window reaches into the right padding (left
+    // padding: 2x2 / 3x3 windows without dilation, its lanes replaced by -inf) and the task's
+    // reads stay inside x (the first rows of the first plane and the last rows of the last
+    // plane may be copied instead)
+    const bool in_place = K == PoolKind::max_no_nan && S != 0 && (s.pad_w == 0 || (N != 0 && s.dil_w == 1)) &&
+                          s.pad_w < L && (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w - s.pad_w < s.w;
+    const index_t x_size = s.planes * s.h * s.w;
     const index_t reach = row_reach(s, r.owp, S, L);
     const index_t hrows = std::min(s.h, rows_read(s, r.rows));
     std::vector<RowScratch<T, Tap>> scratch(nt);
@@ -506,7 +518,8 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
             const index_t ih_lo = std::max<index_t>(0, oh0 * s.stride_h - s.pad_h);
             const index_t ih_hi = std::min(s.h, (oh1 - 1) * s.stride_h - s.pad_h + (s.kh - 1) * s.dil_h + 1);
             const T* xp = x + plane * s.h * s.w;
-            if (in_place && x_end - (xp + (ih_hi - 1) * s.w) >= reach) {   // max_no_nan, rows read where they are
+            const index_t first_read = (xp - x) + ih_lo * s.w - s.pad_w, last_row = (xp - x) + (ih_hi - 1) * s.w - s.pad_w;
+            if (in_place && first_read >= 0 && x_size - last_row >= reach) {   // max_no_nan, rows read where they are
                 V probe{};
                 rows_max_in_place<S, N>(b.hval.get(), r.owp, xp + ih_lo * s.w, ih_hi - ih_lo, s, probe);
                 if (!any_nan(probe)) {
