@@ -319,7 +319,7 @@ inline void row_pass(T* __restrict hv, Tap* __restrict hc, const T* row, const P
 // when that run ends before the row does, every tap of the last block.
 template <int S, int N, class T, class V>
 inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index_t n_rows, const Pool2dSizes& s,
-                              V& probe) {
+                              V& probe, const T* next_plane) {
     constexpr index_t L = sizeof(V) / sizeof(T);
     using Lane = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
     using I = typename TapLanes<T, Lane>::vec;
@@ -331,6 +331,8 @@ inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index
     const V minus_inf = V{} - std::numeric_limits<T>::infinity();
     for (index_t r = 0; r < n_rows; ++r, row += w, hv += owp) {
         const T* prow = row - s.pad_w;   // the padded row's start
+        if (next_plane)
+            for (index_t c = 0; c < w; c += 64 / sizeof(T)) __builtin_prefetch(next_plane + r * w + c, 0, 3);
         for (index_t j = 0; j <= last; j += L) {
             const T* at = prow + S * j;
             const V v0 = load<V>(at);
@@ -518,17 +520,18 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
             const index_t ih_lo = std::max<index_t>(0, oh0 * s.stride_h - s.pad_h);
             const index_t ih_hi = std::min(s.h, (oh1 - 1) * s.stride_h - s.pad_h + (s.kh - 1) * s.dil_h + 1);
             const T* xp = x + plane * s.h * s.w;
+            // whole planes per task: the thread's next task is most often the next plane
+            const T* next_plane = r.blocks == 1 && plane + 1 < s.planes ? xp + s.h * s.w : nullptr;
             const index_t first_read = (xp - x) + ih_lo * s.w - s.pad_w, last_row = (xp - x) + (ih_hi - 1) * s.w - s.pad_w;
             if (in_place && first_read >= 0 && x_size - last_row >= reach) {   // max_no_nan, rows read where they are
                 V probe{};
-                rows_max_in_place<S, N>(b.hval.get(), r.owp, xp + ih_lo * s.w, ih_hi - ih_lo, s, probe);
+                rows_max_in_place<S, N>(b.hval.get(), r.owp, xp + ih_lo * s.w, ih_hi - ih_lo, s, probe,
+                                        next_plane ? next_plane + ih_lo * s.w : nullptr);
                 if (!any_nan(probe)) {
                     column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
                     continue;
                 }
             }
-            // whole planes per task: the thread's next task is most often the next plane
-            const T* next_plane = r.blocks == 1 && plane + 1 < s.planes ? xp + s.h * s.w : nullptr;
             V probe{};
             for (index_t ih = ih_lo; ih < ih_hi; ++ih)
                 store_src_row<S>(b.src.get() + (ih - ih_lo) * r.src_stride, xp + ih * s.w, s, r, fill,
