@@ -82,6 +82,8 @@ void max_pool2d_short_rows_as(T* out, const T* x, const Pool2dSizes& s) {
         const auto along = [&](index_t ih) {   // window maxima at every column of input row ih
             V v[B];
             for (int b = 0; b < B; ++b) probe += v[b] = load<V>(xp + ih * w + b * L);
+            if constexpr (B > 1)   // the next plane's row (the thread's next plane, most often)
+                for (index_t c = 0; c < w; c += 64 / sizeof(T)) __builtin_prefetch(xp + hw + ih * w + c, 0, 3);
             R r;
             for (int b = 0; b < B; ++b)   // the last vector's own lanes suffice for its taps (W <= B*L)
                 r.v[b] = window_max_shifted<K>(v[b], v[std::min(b + 1, B - 1)]);
