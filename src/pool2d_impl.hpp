@@ -69,10 +69,12 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
                                                                     const Tap* __restrict yr, const Tap* __restrict yc) {
         const index_t o = (plane * s.oh + oh) * s.ow, ih0 = oh * s.stride_h - s.pad_h;
         const index_t first = (ih0 + first_tap(ih0, s.dil_h) * s.dil_h) * s.w;   // the first window row inside
-        copy_short(out + o, yv, s.ow);
+        copy_stored(out + o, yv, s.ow);
         index_t* __restrict idx = indices + o;
-        for (index_t ow = 0; ow < s.ow; ++ow) {   // both branches computed: the loop vectorises
-            const index_t hit = index_t(yr[ow]) * s.w + yc[ow], miss = first + first_col[ow];
+        const index_t* __restrict miss_col = first_col.data();
+        const index_t w = s.w, n = s.ow;   // locals: idx (index_t) could alias s.w and s.ow
+        for (index_t ow = 0; ow < n; ++ow) {   // both branches computed: the loop vectorises
+            const index_t hit = index_t(yr[ow]) * w + yc[ow], miss = first + miss_col[ow];
             idx[ow] = yr[ow] >= 0 ? hit : miss;
         }
     });

@@ -252,6 +252,20 @@ inline void copy_short(T* __restrict dst, const T* __restrict src, index_t n, V*
     if (probe) *probe += sum + last;
 }
 
+// dst[0, n) = src[0, n) out of a row of whole vectors just stored at src (L-aligned): no
+// load straddles two of those stores (such a load waits until both have left the store
+// buffer), so the last n % L values go as two overlapping power-of-two copies.
+template <class T, class V = typename Simd<T>::vec>
+inline void copy_stored(T* __restrict dst, const T* __restrict src, index_t n) {
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    index_t i = 0;
+    for (; i + L <= n; i += L) {
+        store(dst + i, load<V>(src + i));
+        asm volatile("" ::: "memory");   // keeps GCC from turning the loop into a memmove call
+    }
+    copy_under<L / 2>(dst + i, src + i, n - i);
+}
+
 // Stores input row `src` (W values) as buffer row d (padding: the fill written once at
 // allocation), adding its values into `probe` when given (stride_w 1 or 2 only).
 template <int S, class T, class V>
@@ -419,7 +433,7 @@ inline void column_passes(RowScratch<T, Tap>& b, index_t plane, index_t oh0, ind
                 const bool direct = s.ow >= L;
                 column_pass<K, S, N>(direct ? y : b.yval.get(), b.yrow.get(), b.ycol.get(), direct ? s.ow : r.owp,
                                      b.src.get(), b.hval.get(), b.hcol.get(), ih_lo, oh, s, r, fill);
-                if (!direct) copy_short(y, b.yval.get(), s.ow);
+                if (!direct) copy_stored(y, b.yval.get(), s.ow);
             } else {
                 column_pass<K, S, N>(b.yval.get(), b.yrow.get(), b.ycol.get(), r.owp, b.src.get(), b.hval.get(),
                                      b.hcol.get(), ih_lo, oh, s, r, fill);

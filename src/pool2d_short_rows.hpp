@@ -106,7 +106,7 @@ void max_pool2d_short_rows_as(T* out, const T* x, const Pool2dSizes& s) {
             } else {
                 alignas(sizeof(V)) T row[NO * L];
                 for (int b = 0; b < NO; ++b) store(row + b * L, y[b]);
-                copy_short(yr, row, ow);
+                copy_stored(yr, row, ow);
             }
             if (++oh == s.oh) break;
 #pragma GCC unroll 3
