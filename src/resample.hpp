@@ -1,7 +1,8 @@
 // convkit/src/resample.hpp -- max-unpooling and upsampling (nearest, bed of nails, bilinear), CPU.
 //
 // Kernels: src/unpool2d.cpp (max_unpool2d_*, indices_in_range), src/upsample2d.cpp (nearest,
-// bed of nails), src/upsample2d_bilinear.cpp.
+// bed of nails), src/upsample2d_bilinear_isa.cpp (one variant per instruction set,
+// resample_dispatch.cpp).
 // Every op works plane by plane: `planes` = N*C independent (H, W) -> (OH, OW) planes of
 // C-contiguous arrays; 1-D ops run with h = oh = 1. The per-axis coordinate tables of the
 // upsampling modes are computed once in Python (convkit/_shapes.py, PyTorch's formulas).

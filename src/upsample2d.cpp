@@ -1,5 +1,5 @@
 // convkit/src/upsample2d.cpp -- 2-D upsampling forward and backward: nearest and bed of nails
-// (bilinear: src/upsample2d_bilinear.cpp).
+// (bilinear: src/upsample2d_bilinear_isa.cpp).
 //
 // Writes: out and grad_x are fully OVERWRITTEN, never accumulated into.
 // Determinism: threads split the planes; inside a plane every value is produced by one

@@ -1,4 +1,8 @@
-// convkit/src/upsample2d_bilinear.cpp -- bilinear upsampling forward and backward.
+// convkit/src/upsample2d_bilinear_isa.cpp -- bilinear upsampling forward and backward,
+// compiled once per instruction set (CMakeLists.txt: -DCONVKIT_ISA=generic|avx2|avx512;
+// resample_dispatch.cpp picks one at run time): the loops below are plain C++ that the
+// compiler vectorises, so the width is the instruction set's (the SSE baseline made the
+// backward instruction-bound: 2x slower than a copy of its bytes).
 //
 // Separable: per plane out = A_h x A_w^T, where A_h (OH x H) and A_w (OW x W) have two taps
 // per row (PyTorch's source indices and weights, tables from convkit/_shapes.py).
@@ -22,6 +26,7 @@
 #endif
 
 namespace convkit {
+namespace CONVKIT_ISA {
 namespace {
 
 // The taps of one axis: output o = w0[o] * in[t0[o]] + w1[o] * in[t1[o]]. For a doubling,
@@ -81,24 +86,56 @@ void interpolate_row(T* __restrict wide, const T* __restrict row, const AxisTaps
 }
 
 // row (n_in) = the transpose of interpolate_row applied to wide (n_out); acc: n_in scratch.
+// Inputs reached only by the doubling's interior (all but a few at each edge) are gathered
+// in one pass, their four terms added in the order of the edge code below; the edges
+// scatter into acc (one loop per tap: a scatter pass per tap over the whole row made each
+// pass reload values the previous one had just stored one lane over, which stalls).
 template <class T, class Acc>
 void scatter_row(T* __restrict row, Acc* __restrict acc, const Acc* __restrict wide, const AxisTaps<T>& ax) {
-    std::fill(acc, acc + ax.n_in, Acc(0));
+    const index_t d0 = ax.d[0], d1 = ax.d[1];
+    // [i_lo, i_hi): inputs whose four interior taps exist and that no edge output reads
+    index_t i_lo = ax.k0 + std::max(d0, d1) + 1, i_hi = ax.k1 + std::min(d0, d1);
+    if (ax.k0 > 0) i_lo = std::max(i_lo, ax.t1[2 * ax.k0 - 1] + 1);
+    if (2 * ax.k1 < ax.n_out) i_hi = std::min(i_hi, ax.t0[2 * ax.k1]);
+    if (ax.k0 == ax.k1 || i_lo >= i_hi) i_lo = i_hi = ax.n_in;
+    {
+        const Acc a0 = ax.a[0], b0 = ax.b[0], a1 = ax.a[1], b1 = ax.b[1];
+        const Acc *e_a = wide - 2 * d0, *e_b = wide - 2 * d0 - 2, *o_a = wide - 2 * d1 + 1, *o_b = wide - 2 * d1 - 1;
+        for (index_t i = i_lo; i < i_hi; ++i) {   // wide[2k + r] for the k with k + d (+ 1) == i
+            Acc v = a0 * e_a[2 * i];
+            v += b0 * e_b[2 * i];
+            v += a1 * o_a[2 * i];
+            v += b1 * o_b[2 * i];
+            row[i] = T(v);
+        }
+    }
+    // the few edge inputs, one by one (as loops GCC turns these into memset / memmove calls,
+    // which cost more than the copies)
+    auto each_edge = [&](auto&& f) {
+        for (index_t i = i_lo == 0 ? i_hi : 0; i < ax.n_in; i = i + 1 == i_lo ? i_hi : i + 1) {
+            f(i);
+            asm volatile("" ::: "memory");
+        }
+    };
+    each_edge([&](index_t i) { acc[i] = Acc(0); });
     auto generic = [&](index_t o0, index_t o1) {
         for (index_t o = o0; o < o1; ++o) {
             acc[ax.t0[o]] += Acc(ax.w0[o]) * wide[o];
             acc[ax.t1[o]] += Acc(ax.w1[o]) * wide[o];
         }
     };
+    // one tap of one phase: acc[k + e] += c * wide[2k + r] for the k whose k + e is an edge input
+    auto edge_tap = [&](int r, index_t e, Acc c) {
+        for (index_t k = ax.k0; k < std::min(ax.k1, i_lo - e); ++k) acc[k + e] += c * wide[2 * k + r];
+        for (index_t k = std::max(ax.k0, i_hi - e); k < ax.k1; ++k) acc[k + e] += c * wide[2 * k + r];
+    };
     generic(0, 2 * ax.k0);
-    for (int r = 0; r < 2; ++r) {   // the interior, one tap of one phase per loop
-        const index_t d = ax.d[r];
-        const Acc a = ax.a[r], b = ax.b[r];
-        for (index_t k = ax.k0; k < ax.k1; ++k) acc[k + d] += a * wide[2 * k + r];
-        for (index_t k = ax.k0; k < ax.k1; ++k) acc[k + d + 1] += b * wide[2 * k + r];
+    for (int r = 0; r < 2; ++r) {
+        edge_tap(r, ax.d[r], ax.a[r]);
+        edge_tap(r, ax.d[r] + 1, ax.b[r]);
     }
     generic(2 * ax.k1, ax.n_out);
-    for (index_t i = 0; i < ax.n_in; ++i) row[i] = T(acc[i]);
+    each_edge([&](index_t i) { row[i] = T(acc[i]); });
 }
 
 // first[i] (n_in + 1 entries): the first output o with t[o] >= i, t non-decreasing; the
@@ -130,6 +167,9 @@ void bilinear_backward(T* grad_x, const T* grad_out, const AxisTaps<T>& ah, cons
             // output rows reading row ih: [a0, a1) through their first tap, [b0, b1) their second
             const index_t a0 = first0[ih], a1 = first0[ih + 1], b0 = first1[ih], b1 = first1[ih + 1];
             T* grow = gx + ih * s.w;
+            if (p + 1 < s.planes)   // the thread's next plane (static split): every output row once, into L1
+                for (const T* g = gy + (s.oh + a0) * s.ow; g < gy + (s.oh + a1) * s.ow; g += 64 / sizeof(T))
+                    __builtin_prefetch(g, 0, 3);
             if (a0 == a1 && b0 == b1) {
                 std::fill(grow, grow + s.w, T(0));
                 continue;
@@ -215,4 +255,5 @@ CONVKIT_INSTANTIATE(float)
 CONVKIT_INSTANTIATE(double)
 #undef CONVKIT_INSTANTIATE
 
+}  // namespace CONVKIT_ISA
 }  // namespace convkit
