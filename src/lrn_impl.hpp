@@ -28,8 +28,8 @@
 // division (beta 1) or std::pow per element.
 //
 // Speed (Zen 3, AVX2; bench/RESULTS.md, branches lrn2 and lrn3): the input and output rows
-// of the next channel step are prefetched (without the output prefetch the stores, missing
-// the cache, stall the loops: 15-20% more time); the steady-state steps (all but the first
+// of a later channel step are prefetched (without the output prefetch the stores, missing
+// the cache, stall the loops: 15-20% more time; the backward: kAhead steps on, into L2); the steady-state steps (all but the first
 // and last few channels) run a vector loop with no tests (a compile-time flag); the
 // backward's sliding sums read a row of zeros for a missing term instead of branching.
 // The loops are bound by their work per vector, not by memory: a kernel with the same walk
@@ -37,7 +37,7 @@
 // is 15-20% of it. Tried and not faster: a direct sum of the `size` window rows (from x or
 // from a ring of squares), streaming output stores, 64..1024-pixel blocks, walking the
 // channels one pixel column at a time with the window in registers, prefetching 2-3 steps
-// ahead or once per cache line, scratch rows padded against 4 KB aliasing, 1/s by its own
+// ahead into L1 (Zen 3) or once per cache line, scratch rows padded against 4 KB aliasing, 1/s by its own
 // Newton step beside q's chain.
 #pragma once
 #include <algorithm>
@@ -69,6 +69,10 @@ constexpr int kLanes = 8;
 constexpr int kLanes = 4;
 #endif
 constexpr index_t kPixelBlock = 256;   // pixels per task (a multiple of kLanes): scratch rows stay in L1
+// The backward prefetches its input and output rows this many channel steps ahead, into L2
+// (Zen 4: 15% less time on 16x256x27x27 than one step ahead into L1, the same on 55x55;
+// 128 or 512 pixels per task were 10-30% slower).
+constexpr index_t kAhead = 3;
 
 typedef float Floats __attribute__((vector_size(kLanes * sizeof(float))));
 typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));
@@ -301,9 +305,9 @@ void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const
             const T* g_c = grad_out + c * stride;
             const T* x_c = x + c * stride;
             const auto first = [&](index_t i, auto count, auto interior) {
-                if (interior || x_in) {   // next step's rows
-                    __builtin_prefetch(x_in + stride + i);
-                    __builtin_prefetch(g_c + (after + 1) * stride + i);
+                if (interior || x_in) {   // the rows of the step kAhead on, into L2
+                    __builtin_prefetch(x_in + kAhead * stride + i, 0, 1);
+                    __builtin_prefetch(g_c + (after + kAhead) * stride + i, 0, 1);
                 }
                 if (!interior && j >= padded) return store(t_row + i, Vec<T>{});   // past the last channel
                 const Vec<T> a = interior || x_in ? load_part(x_in + i, count) : Vec<T>{};
@@ -327,7 +331,7 @@ void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const
         const T* x_out = x + out * stride;
         T* gx_out = grad_x + out * stride;
         const auto second = [&](index_t i, auto count, auto interior) {
-            if (interior) __builtin_prefetch(gx_out + stride + i, 1);   // next step's output row
+            if (interior) __builtin_prefetch(gx_out + kAhead * stride + i, 1, 1);   // the output row kAhead steps on
             const Vec<T> t_sum = SlidingSum<T>::push_stored(tt, i);
             if (!interior && out < 0) return;
             const Vec<T> xo = load_part(x_out + i, count);
