@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 #include "pool2d_avg.hpp"
+#include "pool2d_indices.hpp"
 #include "pool2d_short_rows.hpp"
 #include "pool2d_rows.hpp"
 #ifdef _OPENMP
@@ -60,9 +61,20 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
         first_col[ow] = iw0 + first_tap(iw0, s.dil_w) * s.dil_w;
     }
     const T fill = -std::numeric_limits<T>::infinity();
+    constexpr index_t lanes = sizeof(typename Simd<T>::vec) / sizeof(T);
     if (!indices) {
-        if (short_rows_apply(s, sizeof(typename Simd<T>::vec) / sizeof(T))) return max_pool2d_short_rows(out, x, s);
+        if (short_rows_apply(s, lanes)) return max_pool2d_short_rows(out, x, s);
         pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out);   // rows written in place
+        return;
+    }
+    if (indices_by_compare(s, lanes)) {   // the values, then each task's indices (pool2d_indices.hpp)
+        const index_t x_size = s.planes * s.h * s.w;
+        const bool stream = s.planes * s.oh * s.ow * index_t(sizeof(index_t)) >= kStreamBytes;
+        pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out, [&](index_t plane, index_t oh0, index_t oh1, auto S, auto N) {
+            if constexpr (decltype(N)::value != 0)
+                task_indices<decltype(S)::value, decltype(N)::value>(indices, out, x, x_size, s, plane, oh0, oh1,
+                                                                     stream);
+        });
         return;
     }
     pool_rows<PoolKind::max_indices_no_nan, T, Tap>(x, s, fill, [&](index_t plane, index_t oh, const T* yv,

@@ -499,8 +499,13 @@ template <class V> inline bool any_nan(V v) {
 // the vector loads never wait on the copies' stores), then pool_task. The no_nan kinds probe
 // the rows while storing them (max_no_nan may read them in place, probing them in the row
 // pass) and run the task with the exact kind when they hold a NaN.
-template <PoolKind K, int S, int N, class T, class Tap, class Emit>
-void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+// The task hook of pool_rows when nothing follows the tasks.
+struct NoAfter {
+    template <class... A> void operator()(A...) const {}
+};
+
+template <PoolKind K, int S, int N, class T, class Tap, class Emit, class After>
+void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit, After after) {
     using V = typename Simd<T>::vec;
     constexpr index_t L = sizeof(V) / sizeof(T);
     constexpr bool idx = has_indices(K), max = K != PoolKind::sum, probed = no_nan(K);
@@ -543,6 +548,7 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
                                         next_plane ? next_plane + ih_lo * s.w : nullptr);
                 if (!any_nan(probe)) {
                     column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
+                    after(plane, oh0, oh1, std::integral_constant<int, S>{}, std::integral_constant<int, N>{});
                     continue;
                 }
             }
@@ -554,6 +560,7 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
                 pool_task<exact(K), S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit, next_plane);
             else
                 pool_task<K, S, N>(b, plane, oh0, oh1, ih_lo, ih_hi, s, r, fill, emit, next_plane);
+            after(plane, oh0, oh1, std::integral_constant<int, S>{}, std::integral_constant<int, N>{});
         }
     }
 }
@@ -561,21 +568,23 @@ void pool_rows_as(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
 // stride_w 1 and 2 read plain padded rows; other strides go through phase rows (the no_nan
 // kinds run exact there: the phase rows are not probed). The common square max windows 2x2 and
 // 3x3 get their tap loops unrolled.
-template <PoolKind K, int S, class T, class Tap, class Emit>
-void pool_rows_sized(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+// after(plane, oh0, oh1, S, N) runs once each task's output rows [oh0, oh1) of `plane` are
+// written (S and N as std::integral_constant).
+template <PoolKind K, int S, class T, class Tap, class Emit, class After>
+void pool_rows_sized(const T* x, const Pool2dSizes& s, T fill, Emit emit, After after) {
     if constexpr (no_nan(K)) {
-        if (s.kh == 3 && s.kw == 3) return pool_rows_as<K, S, 3, T, Tap>(x, s, fill, emit);
-        if (s.kh == 2 && s.kw == 2) return pool_rows_as<K, S, 2, T, Tap>(x, s, fill, emit);
+        if (s.kh == 3 && s.kw == 3) return pool_rows_as<K, S, 3, T, Tap>(x, s, fill, emit, after);
+        if (s.kh == 2 && s.kw == 2) return pool_rows_as<K, S, 2, T, Tap>(x, s, fill, emit, after);
     }
-    pool_rows_as<K, S, 0, T, Tap>(x, s, fill, emit);
+    pool_rows_as<K, S, 0, T, Tap>(x, s, fill, emit, after);
 }
 
-template <PoolKind K, class T, class Tap, class Emit>
-void pool_rows(const T* x, const Pool2dSizes& s, T fill, Emit emit) {
+template <PoolKind K, class T, class Tap, class Emit, class After = NoAfter>
+void pool_rows(const T* x, const Pool2dSizes& s, T fill, Emit emit, After after = {}) {
     switch (s.stride_w) {
-        case 1: return pool_rows_sized<K, 1, T, Tap>(x, s, fill, emit);
-        case 2: return pool_rows_sized<K, 2, T, Tap>(x, s, fill, emit);
-        default: return pool_rows_as<exact(K), 0, 0, T, Tap>(x, s, fill, emit);
+        case 1: return pool_rows_sized<K, 1, T, Tap>(x, s, fill, emit, after);
+        case 2: return pool_rows_sized<K, 2, T, Tap>(x, s, fill, emit, after);
+        default: return pool_rows_as<exact(K), 0, 0, T, Tap>(x, s, fill, emit, after);
     }
 }
 

@@ -174,14 +174,44 @@ def test_signed_zero_ties_and_infinities(backend, rng, cfg, dtype):
     x = rng.choice(np.array([-0.0, 0.0, -1.0], dtype), size=(2, 5, h, w))
     kw = dict(kernel_size=k, stride=s, padding=p, dilation=d)
     y = backend.asnumpy(convkit.max_pool2d(backend.asarray(x), **kw))
-    want = ref.max_pool2d(x, **kw).astype(dtype)
+    want, want_idx = ref.max_pool2d(x, **kw, return_indices=True)
+    want = want.astype(dtype)
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(np.signbit(y), np.signbit(want))
+    # with indices: the first window element equal to the max (src/pool2d_indices.hpp) is the one kept
+    y, idx = convkit.max_pool2d(backend.asarray(x), **kw, return_indices=True)
+    np.testing.assert_array_equal(np.signbit(backend.asnumpy(y)), np.signbit(want))
+    np.testing.assert_array_equal(backend.asnumpy(idx), want_idx)
     x[0, 0, 0, 0], x[1, 2, -1, -1] = np.inf, -np.inf
     y = backend.asnumpy(convkit.max_pool2d(backend.asarray(x), **kw))
     want = ref.max_pool2d(x, **kw).astype(dtype)
     np.testing.assert_array_equal(np.signbit(y), np.signbit(want))
     np.testing.assert_array_equal(y, want)
+
+
+def test_indices_of_all_minus_inf_windows(backend):
+    """Nothing replaces the start value: the first window element inside the input (PyTorch),
+    on the route that finds indices by comparing with the max (src/pool2d_indices.hpp)."""
+    x = np.full((2, 3, 9, 20), -np.inf)
+    for p in (0, 1):
+        y, idx = convkit.max_pool2d(backend.asarray(x), 3, 2, p, return_indices=True)
+        want, want_idx = ref.max_pool2d(x, 3, 2, p, return_indices=True)
+        np.testing.assert_array_equal(backend.asnumpy(y), want)
+        np.testing.assert_array_equal(backend.asnumpy(idx), want_idx)
+
+
+def test_large_indices_streamed_past_the_cache(rng):
+    """Indices of 16 MiB and more are written with streaming stores (src/pool2d_indices.hpp):
+    the same as the cached stores of calls on slices of the channels, bit for bit."""
+    x = rng.standard_normal((1, 34, 500, 500)).astype(np.float32)   # 34 * 250 * 250 * 8 bytes = 17 MB
+    x[0, 5, 100, 7] = np.nan
+    y, idx = convkit.max_pool2d(x, 3, 2, 1, return_indices=True)
+    assert idx.nbytes >= 16 << 20 and idx.ctypes.data % 64 == 0
+    for c in range(0, 34, 17):   # 8.5 MB each
+        part_y, part_idx = convkit.max_pool2d(np.ascontiguousarray(x[:, c:c + 17]), 3, 2, 1, return_indices=True)
+        np.testing.assert_array_equal(part_y, y[:, c:c + 17])
+        np.testing.assert_array_equal(part_idx, idx[:, c:c + 17])
+    assert np.isnan(y[0, 5, 50, 3]) or np.isnan(y[0, 5, 50, 4])
 
 
 def test_window_wholly_in_padding():

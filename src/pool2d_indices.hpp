@@ -1,0 +1,166 @@
+// convkit/src/pool2d_indices.hpp -- the indices of max pooling found after the values
+// (included by pool2d_impl.hpp, compiled once per instruction set).
+//
+// With the values of a task's output rows written (the fast kernel without indices,
+// pool2d_rows.hpp), the index of an output is the first element of its window, in row-major
+// order, that equals it: the kernel's "greater replaces" scan keeps the first of the
+// elements that tie for the maximum (-0.0 and +0.0 tie), so that is the element it picked,
+// and an all -inf window gives its first element inside the input, as PyTorch. So each tap
+// costs a compare and a select of the tap's offset (scanned from the last tap back, the
+// first match is the one kept), with no value to carry: half the work of tracking the
+// winner's row and column through both passes, and the rows are still in cache.
+// A NaN equals nothing: an output without a match (a window holding a NaN) sends the task's
+// rows to PyTorch's rule element by element, and so does a task whose whole-vector reads
+// would leave x (the first rows of the first plane, the last rows of the last plane).
+// Applies (indices_by_compare) to 2x2 / 3x3 windows, stride_w 1 or 2, no dilation, left
+// padding below one vector, no window reaching into the right padding.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include "pool2d_rows.hpp"
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace convkit {
+namespace CONVKIT_ISA {
+
+// Indices of at least this many bytes are streamed past the caches where their lines are
+// whole and aligned (convkit/cpu/pool.py allocates them on a cache line): the ResNet stem's
+// 25 MB, 20% less time (no read for ownership of every line they fill).
+constexpr index_t kStreamBytes = index_t(16) << 20;
+
+inline bool indices_by_compare(const Pool2dSizes& s, index_t lanes) {
+    return s.kh == s.kw && (s.kh == 2 || s.kh == 3) && (s.stride_w == 1 || s.stride_w == 2) && s.dil_h == 1 &&
+           s.dil_w == 1 && s.pad_w < lanes && (s.ow - 1) * s.stride_w + s.kw - 1 - s.pad_w < s.w &&
+           s.h * s.w <= std::numeric_limits<std::int32_t>::max();
+}
+
+// PyTorch's rule, element by element: output rows [oh0, oh1) of one plane, values and indices.
+template <class T>
+void max_rows_exact(T* __restrict y, index_t* __restrict idx, const T* __restrict xp, const Pool2dSizes& s,
+                    index_t oh0, index_t oh1) {
+    for (index_t oh = oh0; oh < oh1; ++oh)
+        for (index_t ow = 0; ow < s.ow; ++ow) {
+            const index_t ih0 = oh * s.stride_h - s.pad_h, iw0 = ow * s.stride_w - s.pad_w;
+            const index_t h_lo = std::max<index_t>(ih0, 0), h_hi = std::min(ih0 + s.kh, s.h);
+            const index_t w_lo = std::max<index_t>(iw0, 0), w_hi = std::min(iw0 + s.kw, s.w);
+            T m = -std::numeric_limits<T>::infinity();
+            index_t best = h_lo * s.w + w_lo;
+            for (index_t ih = h_lo; ih < h_hi; ++ih)
+                for (index_t iw = w_lo; iw < w_hi; ++iw) {
+                    const T v = xp[ih * s.w + iw];
+                    if (v > m || v != v) m = v, best = ih * s.w + iw;
+                }
+            y[oh * s.ow + ow] = m;
+            idx[oh * s.ow + ow] = best;
+        }
+}
+
+// Stores v at p, bypassing the caches where p is aligned to a cache line and the instruction
+// set has the streaming store (the caller fences before anything else reads p).
+template <class V>
+inline void store_streaming(index_t* p, V v) {
+#if defined(__AVX512F__)
+    if (reinterpret_cast<std::uintptr_t>(p) % 64 == 0 && sizeof(V) % 64 == 0) {
+        for (std::size_t k = 0; k < sizeof(V); k += 64) {
+            __m512i part;
+            std::memcpy(&part, reinterpret_cast<const char*>(&v) + k, 64);
+            _mm512_stream_si512(reinterpret_cast<__m512i*>(reinterpret_cast<char*>(p) + k), part);
+        }
+        return;
+    }
+#elif defined(__AVX__)
+    if (reinterpret_cast<std::uintptr_t>(p) % 32 == 0 && sizeof(V) % 32 == 0) {
+        for (std::size_t k = 0; k < sizeof(V); k += 32) {
+            __m256i part;
+            std::memcpy(&part, reinterpret_cast<const char*>(&v) + k, 32);
+            _mm256_stream_si256(reinterpret_cast<__m256i*>(reinterpret_cast<char*>(p) + k), part);
+        }
+        return;
+    }
+#endif
+    store(p, v);
+}
+
+// Indices of output rows [oh0, oh1) of `plane`, whose values are in out. x_size: values in x.
+// stream: indices too large to stay in cache go straight to memory (no read for ownership).
+template <int S, int N, class T>
+void task_indices(index_t* indices, T* out, const T* x, index_t x_size, const Pool2dSizes& s, index_t plane,
+                  index_t oh0, index_t oh1, bool stream) {
+    using V = typename Simd<T>::vec;
+    using Lane = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+    using I = typename TapLanes<T, Lane>::vec;   // offsets < H*W <= INT32_MAX
+    using Wide = typename TapLanes<T, index_t>::vec;
+    constexpr index_t L = sizeof(V) / sizeof(T);
+    const index_t w = s.w, pw = s.pad_w, ow = s.ow;
+    const T* xp = x + plane * s.h * w;
+    T* yp = out + plane * s.oh * ow;
+    index_t* ip = indices + plane * s.oh * ow;
+    const index_t ih_lo = std::max<index_t>(0, oh0 * s.stride_h - s.pad_h);
+    const index_t ih_hi = std::min(s.h, (oh1 - 1) * s.stride_h - s.pad_h + N);
+    const index_t first_read = (xp - x) + ih_lo * w - pw, last_row = (xp - x) + (ih_hi - 1) * w - pw;
+    // reads reach S*(j + L) + N - 1 <= S*round_up(OW, L) + L from a padded row's start
+    if (first_read < 0 || x_size - last_row < row_reach(s, round_up(ow, L), S, L))
+        return max_rows_exact(yp, ip, xp, s, oh0, oh1);
+    I lane{};
+    Wide lane_wide{};
+    for (index_t i = 0; i < L; ++i) lane[i] = Lane(i), lane_wide[i] = i;
+    I off[N][N];   // tap (kh, kw): its offset from the window's top-left corner
+    for (int kh = 0; kh < N; ++kh)
+        for (int kw = 0; kw < N; ++kw) off[kh][kw] = I{} + Lane(kh * w + kw);
+    // The offset of the first tap of rows [k_lo, k_hi) equal to y, -1 if none: taps scanned
+    // from the last, each match replacing. All N rows (Full) unroll; Edge: the left padding.
+    const auto first_match = [&](const T* top, V y, index_t j, index_t k_lo, index_t k_hi, auto full, auto edge) {
+        I t = I{} - 1;
+        const index_t lo = full ? 0 : k_lo, hi = full ? N : k_hi;
+#pragma GCC unroll 3
+        for (index_t kh = hi - 1; kh >= lo; --kh)
+#pragma GCC unroll 3
+            for (int kw = N - 1; kw >= 0; --kw) {
+                auto eq = tap_lanes<S, V>(top + (kh - lo) * w + kw + S * j) == y;
+                if constexpr (decltype(edge)::value)   // a lane left of the input never matches
+                    if (kw < pw) eq &= lane * Lane(S) + Lane(kw - pw) >= 0;
+                t = eq ? off[kh][kw] : t;
+            }
+        return t;
+    };
+    I missed{};   // lanes of outputs without a match: -1
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+        const index_t ih0 = oh * s.stride_h - s.pad_h;
+        const index_t k_lo = std::max<index_t>(0, -ih0), k_hi = std::min<index_t>(N, s.h - ih0);
+        const bool full = k_lo == 0 && k_hi == N;
+        const T* top = xp + (ih0 + k_lo) * w - pw;   // the first window row inside the input, at j = 0
+        for (index_t jb = 0; jb < ow; jb += L) {
+            const index_t j = ow >= L ? std::min(jb, ow - L) : 0, n = std::min(L, ow);   // n outputs from j
+            V y{};
+            if (ow >= L) y = load<V>(yp + oh * ow + j);
+            else std::memcpy(&y, yp + oh * ow, n * sizeof(T));
+            const std::true_type yes;
+            const std::false_type no;
+            const I t = j * S < pw ? first_match(top, y, j, k_lo, k_hi, no, yes)
+                        : full     ? first_match(top, y, j, k_lo, k_hi, yes, no)
+                                   : first_match(top, y, j, k_lo, k_hi, no, no);
+            missed |= (t < 0) & (lane < Lane(n));
+            const Wide at = lane_wide * index_t(S) + (ih0 * w - pw + S * j) + __builtin_convertvector(t, Wide);
+            if (ow >= L) {
+                if (stream) store_streaming(ip + oh * ow + j, at);
+                else store(ip + oh * ow + j, at);
+            } else {
+                std::memcpy(ip + oh * ow, &at, n * sizeof(index_t));
+            }
+        }
+    }
+#if defined(__SSE2__)
+    if (stream) _mm_sfence();
+#endif
+    bool miss = false;
+    for (index_t i = 0; i < L; ++i) miss |= missed[i] != 0;
+    if (miss) max_rows_exact(yp, ip, xp, s, oh0, oh1);
+}
+
+}  // namespace CONVKIT_ISA
+}  // namespace convkit
