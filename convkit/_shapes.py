@@ -394,8 +394,9 @@ def pool_backward_geometry(fn: str, grad_out_shape, input_shape, nd: int) -> Poo
     return PoolGeometry(batched, n, c, in_size, tuple(grad_out_shape[len(lead):]))
 
 
-def check_pool_indices(fn: str, indices, grad_out, plane_size: int):
-    """Saved max-pool indices: an int64 array of grad_out's library and shape, values in [0, plane_size)."""
+def check_pool_indices(fn: str, indices, grad_out):
+    """Saved max-pool indices: an int64 array of grad_out's library and shape. Their range,
+    [0, H*W), is checked by the backend as it reads them (raise_bad_pool_index when it fails)."""
     lib = array_module_name(indices)
     if lib is None:
         raise TypeError(f"{fn}: indices must be a numpy or cupy ndarray, got {type(indices).__name__}")
@@ -406,11 +407,19 @@ def check_pool_indices(fn: str, indices, grad_out, plane_size: int):
         raise TypeError(f"{fn}: indices must have dtype int64, got {indices.dtype}")
     if tuple(indices.shape) != tuple(grad_out.shape):
         raise ValueError(f"{fn}: indices must have grad_out's shape {tuple(grad_out.shape)}, got {tuple(indices.shape)}")
-    # one pass: seen as unsigned, a negative index is huge, so max() catches both ends
-    if indices.size and int(indices.view(indices.dtype.str.replace("i", "u")).max()) >= plane_size:
-        bad = indices[(indices < 0) | (indices >= plane_size)].ravel()[0]
-        raise ValueError(f"{fn}: indices must be flat offsets in [0, {plane_size}) into each input plane, "
-                         f"got {int(bad)}")
+
+
+def pool_indices_in_range(indices, plane_size: int) -> bool:
+    """Whether every entry of a non-empty int64 index array lies in [0, plane_size): one pass
+    (seen as unsigned, a negative index is huge, so max() catches both ends)."""
+    return int(indices.view(indices.dtype.str.replace("i", "u")).max()) < plane_size
+
+
+def raise_bad_pool_index(fn: str, indices, plane_size: int):
+    """The error of max-pool indices outside [0, plane_size), naming the first bad one."""
+    bad = indices[(indices < 0) | (indices >= plane_size)].ravel()[0]
+    raise ValueError(f"{fn}: indices must be flat offsets in [0, {plane_size}) into each input plane, "
+                     f"got {int(bad)}")
 
 
 def pool_window_for_kernels(g: PoolGeometry) -> PoolGeometry:

@@ -10,7 +10,7 @@ cdef extern from "pool2d.hpp" namespace "convkit" nogil:
         int64_t count_include_pad, divisor_override
     void _k_max_pool2d_forward "convkit::max_pool2d_forward"[T](
         T* out, int64_t* indices, const T* x, const Pool2dSizes& s) except +
-    void _k_max_pool2d_backward "convkit::max_pool2d_backward"[T](
+    bint _k_max_pool2d_backward "convkit::max_pool2d_backward"[T](
         T* grad_x, const T* grad_out, const int64_t* indices, const Pool2dSizes& s) except +
     void _k_avg_pool2d_forward "convkit::avg_pool2d_forward"[T](
         T* out, const T* x, const Pool2dSizes& s) except +
@@ -43,9 +43,12 @@ def max_pool2d_forward(floating[::1] out, int64_t[::1] indices, const floating[:
 
 def max_pool2d_backward(floating[::1] grad_x, const floating[::1] grad_out,
                         const int64_t[::1] indices, tuple sizes):
+    """False when an index lies outside [0, H*W) (grad_x is then to be dropped)."""
     cdef Pool2dSizes s = _pool_sizes(sizes)
+    cdef bint ok
     with nogil:
-        _k_max_pool2d_backward(&grad_x[0], &grad_out[0], &indices[0], s)
+        ok = _k_max_pool2d_backward(&grad_x[0], &grad_out[0], &indices[0], s)
+    return ok
 
 
 def avg_pool2d_forward(floating[::1] out, const floating[::1] x, tuple sizes):

@@ -46,18 +46,24 @@ struct Bins {
 };
 
 template <class T>
-void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s) {
-    // grad_out, indices (planes, OH, OW) -> grad_x (planes, H, W); indices in [0, H*W) (checked in Python)
+bool max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s) {
+    // grad_out, indices (planes, OH, OW) -> grad_x (planes, H, W)
     const index_t in_plane = s.h * s.w, out_plane = s.oh * s.ow;
     const int nt = num_threads();
-#pragma omp parallel for num_threads(nt) schedule(dynamic, plane_chunk(s.planes, nt))
+    std::uint64_t bad = 0;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
     for (index_t plane = 0; plane < s.planes; ++plane) {
         T* gx = grad_x + plane * in_plane;
         const T* gy = grad_out + plane * out_plane;
         const index_t* idx = indices + plane * out_plane;
         std::fill(gx, gx + in_plane, T(0));
-        for (index_t j = 0; j < out_plane; ++j) gx[idx[j]] += gy[j];
+        for (index_t j = 0; j < out_plane; ++j) {   // as unsigned, a negative index is huge
+            const bool ok = std::uint64_t(idx[j]) < std::uint64_t(in_plane);
+            bad |= !ok;
+            gx[ok ? idx[j] : 0] += ok ? gy[j] : T(0);
+        }
     }
+    return bad == 0;
 }
 
 template <class V, class T> __attribute__((always_inline)) inline V load_as(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
@@ -482,7 +488,7 @@ void adaptive_max_pool2d_forward(T* out, index_t* indices, const T* x, const Poo
 }
 
 #define CONVKIT_INSTANTIATE(T)                                                                    \
-    template void max_pool2d_backward<T>(T*, const T*, const index_t*, const Pool2dSizes&);     \
+    template bool max_pool2d_backward<T>(T*, const T*, const index_t*, const Pool2dSizes&);     \
     template void adaptive_avg_pool2d_forward<T>(T*, const T*, const Pool2dSizes&);             \
     template void adaptive_avg_pool2d_backward<T>(T*, const T*, const Pool2dSizes&);            \
     template void adaptive_max_pool2d_forward<T>(T*, index_t*, const T*, const Pool2dSizes&);

@@ -29,8 +29,10 @@ struct Pool2dSizes {
 // out (planes, OH, OW) = max over each window of x (planes, H, W); indices (same shape as
 // out, or null) = flat offset ih*W + iw of the chosen element within its plane.
 template <class T> void max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s);
-// grad_x (planes, H, W) = grad_out (planes, OH, OW) scattered through indices.
-template <class T> void max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s);
+// grad_x (planes, H, W) = grad_out (planes, OH, OW) scattered through indices. Every index is
+// checked as it is used (the indices are read once): false when one lies outside [0, H*W) (it
+// was replaced by 0, so nothing outside the planes was touched; the result must be dropped).
+template <class T> bool max_pool2d_backward(T* grad_x, const T* grad_out, const index_t* indices, const Pool2dSizes& s);
 
 template <class T> void avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s);
 template <class T> void avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSizes& s);

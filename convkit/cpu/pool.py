@@ -42,10 +42,11 @@ def adaptive_max_pool2d_forward(x, g, return_indices, out=None):
 
 
 def max_pool2d_backward(grad_out, indices, g):
-    """grad_x (N, C, H, W): grad_out scattered through indices (also adaptive max pooling)."""
+    """grad_x (N, C, H, W): grad_out scattered through indices (also adaptive max pooling);
+    None when an index lies outside [0, H*W) (the kernel checks each as it uses it)."""
     gx = empty(g.in_shape, grad_out)
-    if gx.size:
-        _cpu.max_pool2d_backward(gx.reshape(-1), flat(grad_out), _indices_flat(indices), _sizes(g))
+    if gx.size and not _cpu.max_pool2d_backward(gx.reshape(-1), flat(grad_out), _indices_flat(indices), _sizes(g)):
+        return None
     return gx
 
 

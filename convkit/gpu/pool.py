@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import empty, flat, i64, zeros  # noqa: F401  (zeros: part of the backend contract)
+from .._shapes import pool_indices_in_range
 from ._gather import index_reach
 from ._runtime import Source, blocks_for, cupy
 
@@ -69,7 +70,9 @@ def adaptive_max_pool2d_forward(x, g, return_indices, out=None):
 
 def max_pool2d_backward(grad_out, indices, g):
     """grad_x (N, C, H, W): each input gets the sum of the gradients of the outputs whose
-    index is that input (also adaptive max pooling); indices were checked in Python."""
+    index is that input (also adaptive max pooling); None when an index lies outside [0, H*W)."""
+    if indices.size and not pool_indices_in_range(indices, math.prod(g.in_size)):
+        return None
     gx = empty(g.in_shape, grad_out)
     if gx.size:
         gy, idx = flat(grad_out), flat(indices)

@@ -73,10 +73,12 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 def _max_pool_backward(fn, nd, grad_out, indices, input_shape):
     S.check_float_array(fn, "grad_out", grad_out)
     g = S.pool_backward_geometry(fn, grad_out.shape, input_shape, nd)
-    S.check_pool_indices(fn, indices, grad_out, math.prod(g.in_size))
+    S.check_pool_indices(fn, indices, grad_out)
     g2 = S.pool_as_2d(g)
     gx = _backend(fn, grad_out).max_pool2d_backward(grad_out.reshape(g2.out_shape),
                                                     indices.reshape(g2.out_shape), g2)
+    if gx is None:   # the backend found an index outside the plane
+        S.raise_bad_pool_index(fn, indices, math.prod(g.in_size))
     return gx.reshape(g.user_in_shape)
 
 
