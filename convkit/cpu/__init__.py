@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _cpu
 from .._shapes import native_dtype
 
 
@@ -36,7 +37,7 @@ def empty_cache_aligned(shape, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     buf = np.empty(nbytes + 64, np.uint8)
-    start = -buf.ctypes.data % 64
+    start = _cpu.cache_line_offset(buf)
     return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
