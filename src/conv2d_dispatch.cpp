@@ -2,7 +2,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include "conv2d.hpp"
+#include "isa_dispatch.hpp"
 
 namespace convkit {
 
@@ -13,11 +13,7 @@ namespace convkit {
     template <class T> void conv2d_backward_weight(T*, const T*, const T*, const Conv2dSizes&); \
     template <class T> void conv2d_winograd_forward(T*, const T*, const T*, const T*, const Conv2dSizes&); \
     }
-CONVKIT_DECLARE(generic)
-#ifdef CONVKIT_X86_DISPATCH
-CONVKIT_DECLARE(avx2)
-CONVKIT_DECLARE(avx512)
-#endif
+CONVKIT_DECLARE_VARIANTS()
 
 Isa best_isa() {
 #ifdef CONVKIT_X86_DISPATCH
@@ -44,16 +40,6 @@ static std::atomic<int> g_isa{static_cast<int>(initial_isa())};
 Isa active_isa() { return static_cast<Isa>(g_isa.load(std::memory_order_relaxed)); }
 void set_isa(Isa isa) { g_isa.store(static_cast<int>(isa < best_isa() ? isa : best_isa())); }
 
-#ifdef CONVKIT_X86_DISPATCH
-#define CONVKIT_DISPATCH(FN, ...)                                          \
-    switch (active_isa()) {                                                \
-        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
-        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
-        default: return generic::FN<T>(__VA_ARGS__);                       \
-    }
-#else
-#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
-#endif
 
 template <class T> void conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) {
     CONVKIT_DISPATCH(conv2d_forward, out, x, w, bias, s)

@@ -1,6 +1,6 @@
 // convkit/src/depthwise_dispatch.cpp -- runtime choice of the depthwise instruction-set variant
 // (the same choice as conv2d's: convkit::active_isa() in conv2d_dispatch.cpp).
-#include "conv2d.hpp"
+#include "isa_dispatch.hpp"
 #include "depthwise.hpp"
 
 namespace convkit {
@@ -11,22 +11,8 @@ namespace convkit {
     template <class T> void depthwise_conv2d_backward_data(T*, const T*, const T*, const Conv2dSizes&);     \
     template <class T> void depthwise_conv2d_backward_weight(T*, const T*, const T*, const Conv2dSizes&);   \
     }
-CONVKIT_DECLARE(generic)
-#ifdef CONVKIT_X86_DISPATCH
-CONVKIT_DECLARE(avx2)
-CONVKIT_DECLARE(avx512)
-#endif
+CONVKIT_DECLARE_VARIANTS()
 
-#ifdef CONVKIT_X86_DISPATCH
-#define CONVKIT_DISPATCH(FN, ...)                                          \
-    switch (active_isa()) {                                                \
-        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
-        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
-        default: return generic::FN<T>(__VA_ARGS__);                       \
-    }
-#else
-#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
-#endif
 
 template <class T>
 void depthwise_conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) {

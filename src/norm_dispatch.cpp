@@ -2,7 +2,7 @@
 // lrn.hpp): each call runs the instruction-set variant conv2d uses (convkit::active_isa(),
 // CONVKIT_ISA in the environment, set_isa()).
 #include "batch_norm.hpp"
-#include "conv2d.hpp"
+#include "isa_dispatch.hpp"
 #include "group_norm.hpp"
 #include "lrn.hpp"
 
@@ -25,19 +25,7 @@ namespace convkit {
     template <class T> void local_response_norm_forward(T*, const T*, const LrnSizes&);                   \
     template <class T> void local_response_norm_backward(T*, const T*, const T*, const LrnSizes&);        \
     }
-CONVKIT_DECLARE(generic)
-#ifdef CONVKIT_X86_DISPATCH
-CONVKIT_DECLARE(avx2)
-CONVKIT_DECLARE(avx512)
-#define CONVKIT_DISPATCH(FN, ...)                                          \
-    switch (active_isa()) {                                                \
-        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
-        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
-        default: return generic::FN<T>(__VA_ARGS__);                       \
-    }
-#else
-#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
-#endif
+CONVKIT_DECLARE_VARIANTS()
 
 template <class T>
 void batch_norm_forward_train(T* y, T* running_mean, T* running_var, const T* x, const T* weight,

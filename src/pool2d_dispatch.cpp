@@ -1,6 +1,6 @@
 // convkit/src/pool2d_dispatch.cpp -- runtime choice of the windowed-pooling instruction-set variant
 // (the same active_isa() setting as conv2d; see conv2d_dispatch.cpp).
-#include "conv2d.hpp"
+#include "isa_dispatch.hpp"
 #include "pool2d.hpp"
 
 namespace convkit {
@@ -11,19 +11,7 @@ namespace convkit {
     template <class T> void avg_pool2d_forward(T*, const T*, const Pool2dSizes&);                    \
     template <class T> void avg_pool2d_backward(T*, const T*, const Pool2dSizes&);                   \
     }
-CONVKIT_DECLARE(generic)
-#ifdef CONVKIT_X86_DISPATCH
-CONVKIT_DECLARE(avx2)
-CONVKIT_DECLARE(avx512)
-#define CONVKIT_DISPATCH(FN, ...)                                          \
-    switch (active_isa()) {                                                \
-        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
-        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
-        default: return generic::FN<T>(__VA_ARGS__);                       \
-    }
-#else
-#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
-#endif
+CONVKIT_DECLARE_VARIANTS()
 
 template <class T> void max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     CONVKIT_DISPATCH(max_pool2d_forward, out, indices, x, s)

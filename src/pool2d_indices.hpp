@@ -64,21 +64,19 @@ void max_rows_exact(T* __restrict y, index_t* __restrict idx, const T* __restric
 // set has the streaming store (the caller fences before anything else reads p).
 template <class V>
 inline void store_streaming(index_t* p, V v) {
+#if defined(__AVX__)
 #if defined(__AVX512F__)
-    if (reinterpret_cast<std::uintptr_t>(p) % 64 == 0 && sizeof(V) % 64 == 0) {
-        for (std::size_t k = 0; k < sizeof(V); k += 64) {
-            __m512i part;
-            std::memcpy(&part, reinterpret_cast<const char*>(&v) + k, 64);
-            _mm512_stream_si512(reinterpret_cast<__m512i*>(reinterpret_cast<char*>(p) + k), part);
-        }
-        return;
-    }
-#elif defined(__AVX__)
-    if (reinterpret_cast<std::uintptr_t>(p) % 32 == 0 && sizeof(V) % 32 == 0) {
-        for (std::size_t k = 0; k < sizeof(V); k += 32) {
-            __m256i part;
-            std::memcpy(&part, reinterpret_cast<const char*>(&v) + k, 32);
-            _mm256_stream_si256(reinterpret_cast<__m256i*>(reinterpret_cast<char*>(p) + k), part);
+    using Line = __m512i;   // the widest streaming store
+    const auto stream = [](Line* to, Line part) { _mm512_stream_si512(to, part); };
+#else
+    using Line = __m256i;
+    const auto stream = [](Line* to, Line part) { _mm256_stream_si256(to, part); };
+#endif
+    if (reinterpret_cast<std::uintptr_t>(p) % sizeof(Line) == 0 && sizeof(V) % sizeof(Line) == 0) {
+        for (std::size_t k = 0; k < sizeof(V); k += sizeof(Line)) {
+            Line part;
+            std::memcpy(&part, reinterpret_cast<const char*>(&v) + k, sizeof part);
+            stream(reinterpret_cast<Line*>(reinterpret_cast<char*>(p) + k), part);
         }
         return;
     }

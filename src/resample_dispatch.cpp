@@ -1,6 +1,6 @@
 // convkit/src/resample_dispatch.cpp -- runtime choice of the bilinear upsampling
 // instruction-set variant (the one conv2d uses: active_isa() of conv2d.hpp).
-#include "conv2d.hpp"
+#include "isa_dispatch.hpp"
 #include "resample.hpp"
 
 namespace convkit {
@@ -14,19 +14,7 @@ namespace convkit {
     void upsample_bilinear2d_backward(T*, const T*, const index_t*, const T*, const index_t*, const T*, \
                                       const ResampleSizes&);                                         \
     }
-CONVKIT_DECLARE(generic)
-#ifdef CONVKIT_X86_DISPATCH
-CONVKIT_DECLARE(avx2)
-CONVKIT_DECLARE(avx512)
-#define CONVKIT_DISPATCH(FN, ...)                                          \
-    switch (active_isa()) {                                                \
-        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
-        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
-        default: return generic::FN<T>(__VA_ARGS__);                       \
-    }
-#else
-#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
-#endif
+CONVKIT_DECLARE_VARIANTS()
 
 template <class T>
 void upsample_bilinear2d_forward(T* out, const T* x, const index_t* taps_h, const T* weights_h,

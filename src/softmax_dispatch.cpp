@@ -1,6 +1,6 @@
 // convkit/src/softmax_dispatch.cpp -- runtime choice of the softmax instruction-set variant
 // (the one conv2d uses: active_isa() of conv2d.hpp).
-#include "conv2d.hpp"
+#include "isa_dispatch.hpp"
 #include "softmax.hpp"
 
 namespace convkit {
@@ -12,22 +12,8 @@ namespace convkit {
     template <class T> void cross_entropy_forward(T*, const T*, const std::int64_t*, const SoftmaxSizes&); \
     template <class T> void cross_entropy_backward(T*, const T*, const std::int64_t*, const T*, const SoftmaxSizes&); \
     }
-CONVKIT_DECLARE(generic)
-#ifdef CONVKIT_X86_DISPATCH
-CONVKIT_DECLARE(avx2)
-CONVKIT_DECLARE(avx512)
-#endif
+CONVKIT_DECLARE_VARIANTS()
 
-#ifdef CONVKIT_X86_DISPATCH
-#define CONVKIT_DISPATCH(FN, ...)                                          \
-    switch (active_isa()) {                                                \
-        case Isa::avx512: return avx512::FN<T>(__VA_ARGS__);               \
-        case Isa::avx2: return avx2::FN<T>(__VA_ARGS__);                   \
-        default: return generic::FN<T>(__VA_ARGS__);                       \
-    }
-#else
-#define CONVKIT_DISPATCH(FN, ...) return generic::FN<T>(__VA_ARGS__);
-#endif
 
 template <class T> void log_softmax_forward(T* y, const T* x, const SoftmaxSizes& s) {
     CONVKIT_DISPATCH(log_softmax_forward, y, x, s)
