@@ -13,7 +13,9 @@
 // rows to PyTorch's rule element by element, and so does a task whose whole-vector reads
 // would leave x (the first rows of the first plane, the last rows of the last plane).
 // Applies (indices_by_compare) to 2x2 / 3x3 windows, stride_w 1 or 2, no dilation, left
-// padding below one vector, no window reaching into the right padding.
+// padding below one vector, no window reaching into the right padding, output rows of at
+// least one vector (shorter ones, AlexNet's 13 and 6, ran 10% slower than the kernel that
+// tracks the winner through both passes, pool2d_impl.hpp).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -36,7 +38,7 @@ constexpr index_t kStreamBytes = index_t(16) << 20;
 inline bool indices_by_compare(const Pool2dSizes& s, index_t lanes) {
     return s.kh == s.kw && (s.kh == 2 || s.kh == 3) && (s.stride_w == 1 || s.stride_w == 2) && s.dil_h == 1 &&
            s.dil_w == 1 && s.pad_w < lanes && (s.ow - 1) * s.stride_w + s.kw - 1 - s.pad_w < s.w &&
-           s.h * s.w <= std::numeric_limits<std::int32_t>::max();
+           s.ow >= lanes && s.h * s.w <= std::numeric_limits<std::int32_t>::max();
 }
 
 // PyTorch's rule, element by element: output rows [oh0, oh1) of one plane, values and indices.
@@ -133,23 +135,17 @@ void task_indices(index_t* indices, T* out, const T* x, index_t x_size, const Po
         const bool full = k_lo == 0 && k_hi == N;
         const T* top = xp + (ih0 + k_lo) * w - pw;   // the first window row inside the input, at j = 0
         for (index_t jb = 0; jb < ow; jb += L) {
-            const index_t j = ow >= L ? std::min(jb, ow - L) : 0, n = std::min(L, ow);   // n outputs from j
-            V y{};
-            if (ow >= L) y = load<V>(yp + oh * ow + j);
-            else std::memcpy(&y, yp + oh * ow, n * sizeof(T));
+            const index_t j = std::min(jb, ow - L);   // the last block overlaps the one before
+            const V y = load<V>(yp + oh * ow + j);
             const std::true_type yes;
             const std::false_type no;
             const I t = j * S < pw ? first_match(top, y, j, k_lo, k_hi, no, yes)
                         : full     ? first_match(top, y, j, k_lo, k_hi, yes, no)
                                    : first_match(top, y, j, k_lo, k_hi, no, no);
-            missed |= (t < 0) & (lane < Lane(n));
+            missed |= t < 0;
             const Wide at = lane_wide * index_t(S) + (ih0 * w - pw + S * j) + __builtin_convertvector(t, Wide);
-            if (ow >= L) {
-                if (stream) store_streaming(ip + oh * ow + j, at);
-                else store(ip + oh * ow + j, at);
-            } else {
-                std::memcpy(ip + oh * ow, &at, n * sizeof(index_t));
-            }
+            if (stream) store_streaming(ip + oh * ow + j, at);
+            else store(ip + oh * ow + j, at);
         }
     }
 #if defined(__SSE2__)
