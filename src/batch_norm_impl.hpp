@@ -21,6 +21,7 @@
 #include <vector>
 #include "batch_norm.hpp"
 #include "norm_stats.hpp"
+#include "streaming.hpp"
 
 namespace convkit {
 namespace CONVKIT_ISA {
@@ -28,6 +29,7 @@ namespace CONVKIT_ISA {
 namespace norm {
 
 constexpr index_t kChannelBlock = 256;   // (N, C) input: channels per task
+constexpr index_t kStreamChunk = 1024;   // values of grad_x computed in L1 before they are streamed
 
 // (N, C) input: calls block(c0, len) for each block of channels, in parallel.
 template <class Block> void for_each_channel_block(index_t channels, Block&& block) {
@@ -171,6 +173,9 @@ void batch_norm_backward_train(T* grad_x, T* grad_weight, T* grad_bias, const T*
         });
         return;
     }
+    // grad_x past the caches when it cannot stay there: x and dy are read twice (sums, then
+    // grad_x) and grad_x written once, so a read for ownership of grad_x is a sixth of the traffic
+    const bool stream = s.n * plane_stride * index_t(sizeof(T)) >= kStreamBytes;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
     for (index_t c = 0; c < s.c; ++c) {
         const index_t first = c * s.s;
@@ -182,13 +187,23 @@ void batch_norm_backward_train(T* grad_x, T* grad_weight, T* grad_bias, const T*
         }
         const TrainGrad tg = train_grad(c, sums.totals(), shift, count, weight, grad_weight, grad_bias, s.eps);
         const T a = T(tg.a), mean_dy = T(tg.mean_dy), b = T(tg.b), mean = T(tg.mean);
+        const auto apply = [&](T* __restrict gx, const T* __restrict gy, const T* __restrict xp, index_t len) {
+            for (index_t i = 0; i < len; ++i) gx[i] = a * (gy[i] - mean_dy) + b * (xp[i] - mean);
+        };
         for (index_t n = 0; n < s.n; ++n) {
             const index_t p = first + n * plane_stride;
-            T* gx = grad_x + p;
-            const T* gy = grad_out + p;
-            const T* xp = x + p;
-            for (index_t i = 0; i < s.s; ++i) gx[i] = a * (gy[i] - mean_dy) + b * (xp[i] - mean);
+            if (!stream) {
+                apply(grad_x + p, grad_out + p, x + p, s.s);
+                continue;
+            }
+            alignas(64) T chunk[kStreamChunk];   // computed in L1, then streamed out
+            for (index_t i = 0; i < s.s; i += kStreamChunk) {
+                const index_t len = std::min(kStreamChunk, s.s - i);
+                apply(chunk, grad_out + p + i, x + p + i, len);
+                copy_streaming(grad_x + p + i, chunk, len);
+            }
         }
+        if (stream) stream_fence();
     }
 }
 

@@ -8,7 +8,8 @@
 // and an all -inf window gives its first element inside the input, as PyTorch. So each tap
 // costs a compare and a select of the tap's offset (scanned from the last tap back, the
 // first match is the one kept), with no value to carry: half the work of tracking the
-// winner's row and column through both passes, and the rows are still in cache.
+// winner's row and column through both passes, and the rows are still in cache. Index arrays
+// of kStreamBytes and more go out past the caches (the ResNet stem's 25 MB: 20% less time).
 // A NaN equals nothing: an output without a match (a window holding a NaN) sends the task's
 // rows to PyTorch's rule element by element, and so does a task whose whole-vector reads
 // would leave x (the first rows of the first plane, the last rows of the last plane).
@@ -24,17 +25,10 @@
 #include <limits>
 #include <type_traits>
 #include "pool2d_rows.hpp"
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
+#include "streaming.hpp"
 
 namespace convkit {
 namespace CONVKIT_ISA {
-
-// Indices of at least this many bytes are streamed past the caches where their lines are
-// whole and aligned (convkit/cpu/pool.py allocates them on a cache line): the ResNet stem's
-// 25 MB, 20% less time (no read for ownership of every line they fill).
-constexpr index_t kStreamBytes = index_t(16) << 20;
 
 inline bool indices_by_compare(const Pool2dSizes& s, index_t lanes) {
     return kVecBytes >= 64 && s.kh == s.kw && (s.kh == 2 || s.kh == 3) && (s.stride_w == 1 || s.stride_w == 2) && s.dil_h == 1 &&
@@ -63,28 +57,13 @@ void max_rows_exact(T* __restrict y, index_t* __restrict idx, const T* __restric
         }
 }
 
-// Stores v at p, bypassing the caches where p is aligned to a cache line and the instruction
-// set has the streaming store (the caller fences before anything else reads p).
+// Stores v at p, past the caches where p is line_aligned (streaming.hpp).
 template <class V>
 inline void store_streaming(index_t* p, V v) {
-#if defined(__AVX__)
-#if defined(__AVX512F__)
-    using Line = __m512i;   // the widest streaming store
-    const auto stream = [](Line* to, Line part) { _mm512_stream_si512(to, part); };
-#else
-    using Line = __m256i;
-    const auto stream = [](Line* to, Line part) { _mm256_stream_si256(to, part); };
-#endif
-    if (reinterpret_cast<std::uintptr_t>(p) % sizeof(Line) == 0 && sizeof(V) % sizeof(Line) == 0) {
-        for (std::size_t k = 0; k < sizeof(V); k += sizeof(Line)) {
-            Line part;
-            std::memcpy(&part, reinterpret_cast<const char*>(&v) + k, sizeof part);
-            stream(reinterpret_cast<Line*>(reinterpret_cast<char*>(p) + k), part);
-        }
-        return;
-    }
-#endif
-    store(p, v);
+    static_assert(sizeof(V) % 64 == 0 || 64 % sizeof(V) == 0, "whole lines or parts of one");
+    if (sizeof(V) % 64 != 0 || !line_aligned(p)) return store(p, v);
+    for (std::size_t k = 0; k < sizeof(V); k += 64)
+        stream_line(reinterpret_cast<char*>(p) + k, reinterpret_cast<const char*>(&v) + k);
 }
 
 // Indices of output rows [oh0, oh1) of `plane`, whose values are in out. x_size: values in x.
@@ -149,9 +128,7 @@ void task_indices(index_t* indices, T* out, const T* x, index_t x_size, const Po
             else store(ip + oh * ow + j, at);
         }
     }
-#if defined(__SSE2__)
-    if (stream) _mm_sfence();
-#endif
+    if (stream) stream_fence();
     bool miss = false;
     for (index_t i = 0; i < L; ++i) miss |= missed[i] != 0;
     if (miss) max_rows_exact(yp, ip, xp, s, oh0, oh1);

@@ -163,6 +163,20 @@ def test_fold_batch_norm_conv1d_float32(rng):
         np.testing.assert_array_equal(a, a0)
 
 
+def test_large_grad_x_streamed_past_the_cache(rng):
+    """grad_x of 16 MiB and more is written with streaming stores (src/streaming.hpp): its whole
+    aligned lines and, stored plainly, the partial ones at each plane's ends (5 * 4 * 211 * 1001
+    float32 values: 17 MB, planes that start inside a cache line)."""
+    x = rng.standard_normal((5, 4, 211, 1001)).astype(np.float32)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    w = rng.standard_normal(4).astype(np.float32)
+    gx, gw, gb = convkit.batch_norm_backward(gy, x, None, None, w, training=True)
+    assert gx.nbytes >= 16 << 20
+    want = ref.batch_norm_backward(gy, x, None, None, w, training=True)
+    for got, exp in zip((gx, gw, gb), want):
+        assert_close(got, exp, np.float32)
+
+
 def test_large_mean_float32(rng):
     """Statistics in double: a large offset costs no float32 accuracy."""
     x = (rng.standard_normal((8, 3, 6, 6)) + 1000).astype(np.float32)
