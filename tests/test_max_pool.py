@@ -134,13 +134,14 @@ def test_wide_rows_values_and_indices(backend, rng, cfg, dtype):
     np.testing.assert_array_equal(backend.asnumpy(no_idx), y_ref.astype(dtype))
 
 
-# The NaN-free fast paths of max pooling (PoolKind::max_no_nan / max_indices_no_nan in
-# src/pool2d_rows.hpp): compares with > alone (without indices: one max instruction per tap,
-# rows read in place when no window leaves the row), and the task rerun with PyTorch's rule
-# when its rows hold a NaN. So: one NaN at every position of a plane, for shapes that take
-# each route, with and without indices.
-# (h, w, kernel, stride, padding, dilation); w = 55: the last window ends on the last column;
-# w <= 8: the flat kernel of short rows (pool2d_flat.hpp) for float, w <= 4 also for double.
+# The NaN-free fast paths of max pooling, compares with > alone and a NaN found by a probe
+# sending the plane or task to PyTorch's rule: planes in registers (src/pool2d_short_rows.hpp:
+# no padding, 2x2/3x3, stride 1 or 2, rows of at most 8 vectors), rows read in place by the
+# separable kernel (src/pool2d_rows.hpp, left padding 1 included), indices found after the
+# values (src/pool2d_indices.hpp: AVX-512, output rows of 16 and more: w = 55, 56) or tracked
+# through both passes. So: one NaN at every position of a plane, for shapes that take each
+# route, with and without indices, on every instruction set.
+# (h, w, kernel, stride, padding, dilation); w = 55: the last window ends on the last column.
 FAST_GRID = [(h, w, k, s, p, d) for (h, w) in ((7, 55), (6, 56), (5, 23), (6, 17), (13, 13), (5, 9), (6, 8), (9, 4))
              for (k, s, p, d) in ((3, 2, 0, 1), (2, 2, 0, 1), (3, 1, 0, 1), (4, 2, 0, 1), (3, 2, 0, 2), (3, 2, 1, 1))
              if w + 2 * p > d * (k - 1)]
