@@ -35,13 +35,6 @@ inline void my_share(index_t total, index_t& begin, index_t& end) {
     end = total * (t + 1) / nth;
 }
 
-// Ask for `count` values from p to be brought into the cache (planes a loop will read next
-// but that hardware prefetchers cannot guess: a channel's images are C planes apart).
-template <class T> inline void prefetch(const T* p, index_t count) {
-    const char* b = reinterpret_cast<const char*>(p);
-    for (index_t i = 0; i < count * static_cast<index_t>(sizeof(T)); i += 64) __builtin_prefetch(b + i);
-}
-
 // fill(buf, i) then work(buf, i) for the items i in [begin, end), on two buffers: item i+1 is
 // filled before item i is worked on. The taps read a buffer at other offsets than the copy
 // wrote it, so a read straight after the writes stalls on failed store-to-load forwarding

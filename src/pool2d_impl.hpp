@@ -127,7 +127,7 @@ template <class T>
 void avg_pool2d_forward(T* out, const T* x, const Pool2dSizes& s) {
     // x (planes, H, W) -> out (planes, OH, OW): window sums (in T, as PyTorch) / divisor
     if (avg_pool2d_tiled(out, x, s)) return;   // kernel == stride, no padding (pool2d_avg.hpp)
-    using Tap = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+    using Tap = SameWidthInt<T>;
     const std::vector<index_t> col_div = column_divisors(s);
     // The divisor row_div * col_div as T(row_div) * T(col_div) (vectorises; int64 -> T does
     // not): the same value while the integer product, at most KH*KW, is exact in T.

@@ -36,27 +36,6 @@ inline bool indices_by_compare(const Pool2dSizes& s, index_t lanes) {
            s.ow >= lanes && s.h * s.w <= std::numeric_limits<std::int32_t>::max();
 }
 
-// PyTorch's rule, element by element: output rows [oh0, oh1) of one plane, values and indices.
-template <class T>
-void max_rows_exact(T* __restrict y, index_t* __restrict idx, const T* __restrict xp, const Pool2dSizes& s,
-                    index_t oh0, index_t oh1) {
-    for (index_t oh = oh0; oh < oh1; ++oh)
-        for (index_t ow = 0; ow < s.ow; ++ow) {
-            const index_t ih0 = oh * s.stride_h - s.pad_h, iw0 = ow * s.stride_w - s.pad_w;
-            const index_t h_lo = std::max<index_t>(ih0, 0), h_hi = std::min(ih0 + s.kh, s.h);
-            const index_t w_lo = std::max<index_t>(iw0, 0), w_hi = std::min(iw0 + s.kw, s.w);
-            T m = -std::numeric_limits<T>::infinity();
-            index_t best = h_lo * s.w + w_lo;
-            for (index_t ih = h_lo; ih < h_hi; ++ih)
-                for (index_t iw = w_lo; iw < w_hi; ++iw) {
-                    const T v = xp[ih * s.w + iw];
-                    if (v > m || v != v) m = v, best = ih * s.w + iw;
-                }
-            y[oh * s.ow + ow] = m;
-            idx[oh * s.ow + ow] = best;
-        }
-}
-
 // Stores v at p, past the caches where p is line_aligned (streaming.hpp).
 template <class V>
 inline void store_streaming(index_t* p, V v) {
@@ -72,7 +51,7 @@ template <int S, int N, class T>
 void task_indices(index_t* indices, T* out, const T* x, index_t x_size, const Pool2dSizes& s, index_t plane,
                   index_t oh0, index_t oh1, bool stream) {
     using V = typename Simd<T>::vec;
-    using Lane = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+    using Lane = SameWidthInt<T>;
     using I = typename TapLanes<T, Lane>::vec;   // offsets < H*W <= INT32_MAX
     using Wide = typename TapLanes<T, index_t>::vec;
     constexpr index_t L = sizeof(V) / sizeof(T);

@@ -54,6 +54,8 @@ template <> struct Simd<double> {
 template <class T, class Tap> struct TapLanes {
     typedef Tap vec __attribute__((vector_size(kVecBytes / sizeof(T) * sizeof(Tap))));
 };
+// The integer as wide as T (the lanes of a comparison's mask).
+template <class T> using SameWidthInt = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
 template <class V, class T> inline V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
 template <class V, class T> inline void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
 
@@ -151,17 +153,20 @@ struct RowScratch {
     AlignedBuffer<Tap> hcol, yrow, ycol;
 };
 
-// The even lanes of a then of b: a[0], a[2], ..., b[0], b[2], ... (de-interleaves stride 2).
-template <class V, std::size_t... i>
-inline V even_lanes(V a, V b, std::index_sequence<i...>) {
+// Lanes of the pair (a, b) by compile-time index, a's lanes first: pick_lanes<0, 2, ...>.
+template <std::size_t... idx, class V>
+inline V pick_lanes(V a, V b) {
 #if defined(__clang__)
-    return __builtin_shufflevector(a, b, (2 * i)...);
+    return __builtin_shufflevector(a, b, idx...);
 #else
     using T = typename std::remove_reference<decltype(a[0])>::type;
-    using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
-    return __builtin_shuffle(a, b, M{(2 * i)...});
+    return __builtin_shuffle(a, b, typename TapLanes<T, SameWidthInt<T>>::vec{idx...});
 #endif
 }
+
+// The even lanes of a then of b: a[0], a[2], ..., b[0], b[2], ... (de-interleaves stride 2).
+template <class V, std::size_t... i>
+inline V even_lanes(V a, V b, std::index_sequence<i...>) { return pick_lanes<(2 * i)...>(a, b); }
 template <class V>
 inline V even_lanes(V a, V b) {
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -175,15 +180,7 @@ inline V even_lanes(V a, V b) {
 
 // a[k], ..., a[L-1], b[0], ..., b[k-1]: the lanes k places along (one valignd / palignr).
 template <int k, class V, std::size_t... i>
-inline V lanes_from(V a, V b, std::index_sequence<i...>) {
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, (k + i)...);
-#else
-    using T = typename std::remove_reference<decltype(a[0])>::type;
-    using M = typename TapLanes<T, typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type>::vec;
-    return __builtin_shuffle(a, b, M{(k + i)...});
-#endif
-}
+inline V lanes_from(V a, V b, std::index_sequence<i...>) { return pick_lanes<(k + i)...>(a, b); }
 template <int k, class V>
 inline V lanes_from(V a, V b) { return lanes_from<k>(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{}); }
 
@@ -339,7 +336,7 @@ template <int S, int N, class T, class V>
 inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index_t n_rows, const Pool2dSizes& s,
                               V& probe, const T* next_plane) {
     constexpr index_t L = sizeof(V) / sizeof(T);
-    using Lane = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+    using Lane = SameWidthInt<T>;
     using I = typename TapLanes<T, Lane>::vec;
     const index_t kw_n = N ? N : s.kw, d = s.dil_w, w = s.w, last = owp - L;
     const bool tail = S * owp - s.pad_w < w;
@@ -349,8 +346,7 @@ inline void rows_max_in_place(T* __restrict hv, index_t owp, const T* row, index
     const V minus_inf = V{} - std::numeric_limits<T>::infinity();
     for (index_t r = 0; r < n_rows; ++r, row += w, hv += owp) {
         const T* prow = row - s.pad_w;   // the padded row's start
-        if (next_plane)
-            for (index_t c = 0; c < w; c += 64 / sizeof(T)) __builtin_prefetch(next_plane + r * w + c, 0, 3);
+        if (next_plane) prefetch(next_plane + r * w, w);
         for (index_t j = 0; j <= last; j += L) {
             const T* at = prow + S * j;
             const V v0 = load<V>(at);
@@ -469,15 +465,35 @@ template <PoolKind K, int S, int N, class T, class Tap, class Emit>
 inline void pool_task(RowScratch<T, Tap>& b, index_t plane, index_t oh0, index_t oh1, index_t ih_lo, index_t ih_hi,
                       const Pool2dSizes& s, const RowPlan& r, T fill, Emit& emit, const T* next_plane) {
     constexpr bool idx = has_indices(K);
-    constexpr index_t line = 64 / sizeof(T);
     if constexpr (K != PoolKind::sum)
         for (index_t ih = ih_lo; ih < ih_hi; ++ih) {
-            if (next_plane)   // into L2 while this plane computes: the copy of the next one then hits
-                for (index_t c = 0; c < s.w; c += line) __builtin_prefetch(next_plane + ih * s.w + c, 0, 3);
+            if (next_plane) prefetch(next_plane + ih * s.w, s.w);   // while this plane computes: its copy then hits
             row_pass<K, S, N>(b.hval.get() + (ih - ih_lo) * r.owp, b.hcol.get() + (idx ? (ih - ih_lo) * r.owp : 0),
                               b.src.get() + (ih - ih_lo) * r.src_stride, s, r, fill);
         }
     column_passes<K, S, N>(b, plane, oh0, oh1, ih_lo, s, r, fill, emit);
+}
+
+// PyTorch's rule, element by element (dilation 1): output rows [oh0, oh1) of one plane, values
+// and, when idx is given, indices. The fallback of the fast kernels for tasks holding a NaN.
+template <class T>
+void max_rows_exact(T* __restrict y, index_t* __restrict idx, const T* __restrict xp, const Pool2dSizes& s,
+                    index_t oh0, index_t oh1) {
+    for (index_t oh = oh0; oh < oh1; ++oh)
+        for (index_t ow = 0; ow < s.ow; ++ow) {
+            const index_t ih0 = oh * s.stride_h - s.pad_h, iw0 = ow * s.stride_w - s.pad_w;
+            const index_t h_lo = std::max<index_t>(ih0, 0), h_hi = std::min(ih0 + s.kh, s.h);
+            const index_t w_lo = std::max<index_t>(iw0, 0), w_hi = std::min(iw0 + s.kw, s.w);
+            T m = -std::numeric_limits<T>::infinity();
+            index_t best = h_lo * s.w + w_lo;
+            for (index_t ih = h_lo; ih < h_hi; ++ih)
+                for (index_t iw = w_lo; iw < w_hi; ++iw) {
+                    const T v = xp[ih * s.w + iw];
+                    if (v > m || v != v) m = v, best = ih * s.w + iw;
+                }
+            y[oh * s.ow + ow] = m;
+            if (idx) idx[oh * s.ow + ow] = best;
+        }
 }
 
 // Whether a lane of v is NaN, once per task: one unordered compare and a mask test where the

@@ -38,21 +38,6 @@ inline bool short_rows_apply(const Pool2dSizes& s, index_t lanes) {
            (s.ow - 1) * st + k <= s.w && s.w <= kMaxVecs * lanes;
 }
 
-// PyTorch's rule (greater or NaN replaces), element by element: planes that hold a NaN.
-template <int S, int K, class T>
-void max_plane_exact(T* __restrict y, const T* __restrict xp, const Pool2dSizes& s) {
-    for (index_t oh = 0; oh < s.oh; ++oh)
-        for (index_t ow = 0; ow < s.ow; ++ow) {
-            T m = -std::numeric_limits<T>::infinity();
-            for (index_t kh = 0; kh < K; ++kh)
-                for (index_t kw = 0; kw < K; ++kw) {
-                    const T v = xp[(oh * S + kh) * s.w + ow * S + kw];
-                    if (v > m || v != v) m = v;
-                }
-            y[oh * s.ow + ow] = m;
-        }
-}
-
 // B vectors: one input row's window maxima, or one output row's.
 template <class V, int B> struct RowVecs { V v[B]; };
 
@@ -75,15 +60,14 @@ void max_pool2d_short_rows_as(T* out, const T* x, const Pool2dSizes& s) {
         const T* xp = x + plane * hw;
         T* yp = out + plane * ohw;
         if (plane >= safe_planes) {
-            max_plane_exact<S, K>(yp, xp, s);
+            max_rows_exact(yp, nullptr, xp, s, 0, s.oh);
             continue;
         }
         V probe{};
         const auto along = [&](index_t ih) {   // window maxima at every column of input row ih
             V v[B];
             for (int b = 0; b < B; ++b) probe += v[b] = load<V>(xp + ih * w + b * L);
-            if constexpr (B > 1)   // the next plane's row (the thread's next plane, most often)
-                for (index_t c = 0; c < w; c += 64 / sizeof(T)) __builtin_prefetch(xp + hw + ih * w + c, 0, 3);
+            if constexpr (B > 1) prefetch(xp + hw + ih * w, w);   // the thread's next plane, most often
             R r;
             for (int b = 0; b < B; ++b)   // the last vector's own lanes suffice for its taps (W <= B*L)
                 r.v[b] = window_max_shifted<K>(v[b], v[std::min(b + 1, B - 1)]);
@@ -112,7 +96,7 @@ void max_pool2d_short_rows_as(T* out, const T* x, const Pool2dSizes& s) {
 #pragma GCC unroll 3
             for (int k = 0; k < K; ++k) win[k] = k + S < K ? win[k + S] : along(oh * S + k);
         }
-        if (any_nan(probe)) max_plane_exact<S, K>(yp, xp, s);
+        if (any_nan(probe)) max_rows_exact(yp, nullptr, xp, s, 0, s.oh);
     }
 }
 

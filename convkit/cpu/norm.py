@@ -77,7 +77,7 @@ def group_norm(x, groups, weight, bias, eps, g, out=None, stats=False):
 
 def group_norm_backward(grad_out, x, groups, weight, eps, g):
     """(grad_x (N, C, S), grad_weight (C,) or None when weight is None, grad_bias (C,))."""
-    gx, gb = empty_cache_aligned(g.shape3, native_dtype(x)), empty((g.c,), x)   # (grad_x may be streamed)
+    gx, gb = empty(g.shape3, x), empty((g.c,), x)
     gw = None if weight is None else empty((g.c,), x)
     _cpu.group_norm_backward(gx.reshape(-1), gw, gb, flat(grad_out), flat(x), _opt(weight),
                              (g.n, g.c, g.s, groups, eps))
