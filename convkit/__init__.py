@@ -78,4 +78,24 @@ def cpu_isa() -> str:
     return _cpu_module().get_isa()
 
 
-__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "gpu_available", "cpu_isa", "summary"]
+def cpu_result_cache() -> dict:
+    """The CPU result cache (docs/cpu-kernels.md, "Large results"): results of at least
+    `large_result_bytes` (16 MiB) are allocated from it and, once freed, kept for the next
+    result of the same size. Returns cached_bytes, cached_blocks, limit_bytes, hits, misses
+    and large_result_bytes."""
+    cpu = _cpu_module()
+    return dict(cpu.result_cache_info(), large_result_bytes=cpu.LARGE_RESULT_BYTES)
+
+
+def set_cpu_result_cache_limit(nbytes: int) -> None:
+    """How many bytes of freed large results the CPU result cache may keep (default 256 MiB;
+    0 keeps none, giving every freed block back to the OS at once)."""
+    from ._shapes import as_int
+    nbytes = as_int("set_cpu_result_cache_limit", "nbytes", nbytes)
+    if nbytes < 0:
+        raise ValueError(f"set_cpu_result_cache_limit: nbytes must be >= 0, got {nbytes}")
+    _cpu_module().set_result_cache_limit(nbytes)
+
+
+__all__ = list(_ops) + ["functional", "openmp_enabled", "get_num_threads", "set_num_threads", "gpu_available",
+                        "cpu_isa", "cpu_result_cache", "set_cpu_result_cache_limit", "summary"]

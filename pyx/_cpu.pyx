@@ -43,15 +43,10 @@ def set_isa(str name):
     ck.set_isa(_ISA_BY_NAME[name])
 
 
-def cache_line_offset(const unsigned char[::1] buf):
-    """Bytes from buf's start to the next 64-byte boundary (NumPy's .ctypes and
-    __array_interface__ allocate on every use; this reads the pointer)."""
-    return (64 - <size_t>&buf[0] % 64) % 64
-
-
 include "conv2d.pxi"
 include "pool.pxi"
 include "resample.pxi"
 include "norm.pxi"
 include "transpose.pxi"
 include "dense.pxi"
+include "result_cache.pxi"

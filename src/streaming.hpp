@@ -2,7 +2,7 @@
 // them (compiled once per instruction set, inside namespace convkit::CONVKIT_ISA). A plain
 // store first reads its line from memory (read for ownership): for a kernel that reads two
 // arrays and writes a third, that is a quarter of the traffic. Streamed lines must be whole
-// and 64-byte aligned; the arrays come from convkit/cpu/__init__.py::empty_cache_aligned.
+// and 64-byte aligned; results from 16 MiB on are 2 MiB aligned (result_cache.hpp).
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -8,10 +8,14 @@ Fortran order, misaligned, byte-swapped).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _cpu
 from .._shapes import native_dtype
+
+LARGE_RESULT_BYTES = _cpu.LARGE_RESULT_BYTES
 
 
 def flat(a: np.ndarray) -> np.ndarray:
@@ -27,18 +31,19 @@ def flat(a: np.ndarray) -> np.ndarray:
 
 def empty(shape, like):
     """Uninitialised result memory of like's float type (native byte order)."""
-    return np.empty(shape, dtype=native_dtype(like))
+    return allocate(shape, native_dtype(like))
 
 
-def empty_cache_aligned(shape, dtype) -> np.ndarray:
-    """Uninitialised C-contiguous memory whose data starts on a 64-byte cache line (a view
-    into a buffer 64 bytes longer): kernels may then store whole lines past the caches
-    (max-pool indices of the ResNet stem: 20% less time), which needs aligned lines."""
+def allocate(shape, dtype) -> np.ndarray:
+    """Uninitialised C-contiguous result memory. Results of LARGE_RESULT_BYTES (16 MiB) and
+    more come from the result cache (src/result_cache.hpp): 2 MiB aligned, so kernels may
+    stream whole lines past the caches, and kept when freed for the next result of the same
+    size, so a training step's large results do not page-fault on every call."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    buf = np.empty(nbytes + 64, np.uint8)
-    start = _cpu.cache_line_offset(buf)
-    return buf[start:start + nbytes].view(dtype).reshape(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < LARGE_RESULT_BYTES:
+        return np.empty(shape, dtype)
+    return np.frombuffer(_cpu.ResultBuffer(nbytes), dtype).reshape(shape)
 
 
 def zeros(shape, like):

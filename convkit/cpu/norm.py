@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _cpu
 from .._shapes import native_dtype
-from . import empty, empty_cache_aligned, flat, zeros  # noqa: F401  (zeros: part of the backend contract)
+from . import empty, flat, zeros  # noqa: F401  (zeros: part of the backend contract)
 
 
 def _opt(a):
@@ -46,7 +46,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
 
 def batch_norm_backward(grad_out, x, running_mean, running_var, weight, training, eps, g):
     """(grad_x (N, C, S), grad_weight (C,) or None when weight is None, grad_bias (C,))."""
-    gx, gb = empty_cache_aligned(g.shape3, native_dtype(x)), empty((g.c,), x)   # (grad_x may be streamed)
+    gx, gb = empty(g.shape3, x), empty((g.c,), x)
     gw = None if weight is None else empty((g.c,), x)
     _cpu.batch_norm_backward(gx.reshape(-1), gw, gb, flat(grad_out), flat(x), _opt(running_mean),
                              _opt(running_var), _opt(weight), bool(training), (g.n, g.c, g.s, eps, 0.0))

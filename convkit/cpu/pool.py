@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cpu
-from . import empty, empty_cache_aligned, flat
+from . import allocate, empty, flat
 
 
 def _sizes(g, count_include_pad=False, divisor_override=0) -> tuple:
@@ -26,7 +26,7 @@ def _indices_flat(indices: np.ndarray) -> np.ndarray:
 def max_pool2d_forward(x, g, return_indices, out=None):
     """(N, C, H, W) -> y (N, C, OH, OW) and int64 indices of the same shape (or None)."""
     y = empty(g.out_shape, x) if out is None else out
-    idx = empty_cache_aligned(g.out_shape, np.int64) if return_indices else None
+    idx = allocate(g.out_shape, np.int64) if return_indices else None
     if y.size:
         _cpu.max_pool2d_forward(y.reshape(-1), None if idx is None else idx.reshape(-1), flat(x), _sizes(g))
     return y, idx
@@ -34,7 +34,7 @@ def max_pool2d_forward(x, g, return_indices, out=None):
 
 def adaptive_max_pool2d_forward(x, g, return_indices, out=None):
     y = empty(g.out_shape, x) if out is None else out
-    idx = np.empty(g.out_shape, np.int64) if return_indices else None
+    idx = allocate(g.out_shape, np.int64) if return_indices else None
     if y.size:
         _cpu.adaptive_max_pool2d_forward(y.reshape(-1), None if idx is None else idx.reshape(-1), flat(x),
                                          _sizes(g))
