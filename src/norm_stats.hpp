@@ -8,7 +8,11 @@
 // The sums run in 2 or 4 accumulators of one SIMD register of doubles each (GCC/Clang vector
 // extensions, the register width of the instruction set being compiled), whose lanes are
 // combined in a fixed order: a result depends only on the data, the segment order and the
-// instruction set, never on the thread count.
+// instruction set, never on the thread count. The backward passes' float32 sums (x, x^2, dy,
+// dy x) first gather runs of at most 8 values per lane in float registers, then add each
+// run into those accumulators: a conversion per value made those sums the backward's
+// bottleneck (batch-norm backward on 16x256x14x14: 10% less time, on 16x64x56x56: 29% less;
+// the results moved by about 1e-7 relative, the accuracy of PyTorch's float reductions).
 //
 // Compiled once per instruction set (included by the *_impl.hpp kernels, inside
 // namespace convkit::CONVKIT_ISA), so the variants never collide.
@@ -102,6 +106,7 @@ class StatSums {
     template <class T> void add(const T* x, const T* dy, const T* w, index_t len) {
         constexpr int step = kGradAccumulators * kStatLanes;
         index_t i = 0;
+        if constexpr (std::is_same_v<T, float>) i = add_float_runs(x, dy, w, len);
         for (; i + step <= len; i += step)
             for (int u = 0; u < kGradAccumulators; ++u) {
                 const index_t o = i + u * kStatLanes;
@@ -128,6 +133,73 @@ class StatSums {
     }
 
   private:
+    // float: the four sums over runs of kFloatRun vectors in float registers (twice the lanes
+    // of the double ones, no conversion per value), two sets of them for twice the chains in
+    // flight, so at most kFloatRun / 2 values per lane; each run then added into the double
+    // accumulators. The means and variances are still formed in double. Returns the values
+    // consumed (whole vectors).
+    static constexpr int kFloatRun = 16;
+    typedef float FloatVec __attribute__((vector_size(kStatBytes)));
+    static constexpr int kFloatLanes = kStatBytes / sizeof(float);
+    // acc[0] += v's low half, acc[1] += its high half, as doubles.
+    static void add_halves(StatVec* acc, FloatVec v) {
+#if defined(__AVX512F__)
+        const __m512 f = (__m512)v;
+        acc[0] += (StatVec)_mm512_cvtps_pd(_mm512_castps512_ps256(f));
+        acc[1] += (StatVec)_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+#elif defined(__AVX__)
+        const __m256 f = (__m256)v;
+        acc[0] += (StatVec)_mm256_cvtps_pd(_mm256_castps256_ps128(f));
+        acc[1] += (StatVec)_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+#else
+        StatHalf lo, hi;
+        for (int l = 0; l < kStatLanes; ++l) lo[l] = v[l], hi[l] = v[kStatLanes + l];
+        acc[0] += __builtin_convertvector(lo, StatVec);
+        acc[1] += __builtin_convertvector(hi, StatVec);
+#endif
+    }
+    index_t add_float_runs(const float* x, const float* dy, const float* w, index_t len) {
+        return w ? add_float_runs_as<true>(x, dy, w, len) : add_float_runs_as<false>(x, dy, w, len);
+    }
+    template <bool Weighted>
+    index_t add_float_runs_as(const float* x, const float* dy, const float* w, index_t len) {
+        const float shift = float(shift_);   // shift is one of the float values: exact
+        struct Sums { FloatVec d, dd, g, gd; };
+        const auto add = [&](Sums& a, index_t i) {
+            FloatVec xv, gv;
+            std::memcpy(&xv, x + i, sizeof xv);
+            std::memcpy(&gv, dy + i, sizeof gv);
+            if constexpr (Weighted) {
+                FloatVec wv;
+                std::memcpy(&wv, w + i, sizeof wv);
+                gv *= wv;
+            }
+            const FloatVec dv = xv - shift;
+            a.d += dv;
+            a.dd += dv * dv;
+            a.g += gv;
+            a.gd += gv * dv;
+        };
+        index_t i = 0;
+        while (i + kFloatLanes <= len) {   // a run
+            Sums a{}, b{};
+            int r = 0;
+            for (; r < kFloatRun && i + 2 * kFloatLanes <= len; r += 2, i += 2 * kFloatLanes) {
+                add(a, i);
+                add(b, i + kFloatLanes);
+            }
+            if (r < kFloatRun && i + kFloatLanes <= len) {
+                add(a, i);
+                i += kFloatLanes;
+            }
+            add_halves(d_, a.d + b.d);
+            add_halves(dd_, a.dd + b.dd);
+            add_halves(g_, a.g + b.g);
+            add_halves(gd_, a.gd + b.gd);
+        }
+        return i;
+    }
+
     double shift_;
     StatVec d_[4] = {}, dd_[4] = {}, g_[4] = {}, gd_[4] = {};
     Totals tail_;
