@@ -15,9 +15,11 @@ CONVKIT_DECLARE_VARIANTS()
 
 template <class T> void max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
 #ifdef CONVKIT_X86_DISPATCH
-    // With indices, output rows of at most half a 512-bit vector (AlexNet's 6-wide pool5 map)
-    // leave most lanes of the winner-tracking kernel idle: the 256-bit variant is 1.7x faster.
-    if (indices && active_isa() == Isa::avx512 && s.ow <= index_t(32 / sizeof(T)))
+    // With indices, output rows of at most half a 512-bit vector leave most lanes of the
+    // winner-tracking kernel idle (its 256-bit variant: 1.7x faster); planes in registers
+    // (pool2d_short_rows.hpp) run faster with 512 bits.
+    if (indices && active_isa() == Isa::avx512 && s.ow <= index_t(32 / sizeof(T)) &&
+        !max_pool2d_short_rows_apply(s, 64 / sizeof(T), true))
         return avx2::max_pool2d_forward<T>(out, indices, x, s);
 #endif
     CONVKIT_DISPATCH(max_pool2d_forward, out, indices, x, s)

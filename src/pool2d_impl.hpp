@@ -62,8 +62,8 @@ void max_pool2d_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s)
     }
     const T fill = -std::numeric_limits<T>::infinity();
     constexpr index_t lanes = sizeof(typename Simd<T>::vec) / sizeof(T);
+    if (max_pool2d_short_rows_apply(s, lanes, indices != nullptr)) return max_pool2d_short_rows(out, indices, x, s);
     if (!indices) {
-        if (short_rows_apply(s, lanes)) return max_pool2d_short_rows(out, x, s);
         pool_rows<PoolKind::max_no_nan, T, Tap>(x, s, fill, out);   // rows written in place
         return;
     }

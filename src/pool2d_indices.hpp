@@ -15,9 +15,11 @@
 // would leave x (the first rows of the first plane, the last rows of the last plane).
 // Applies (indices_by_compare) to 2x2 / 3x3 windows, stride_w 1 or 2, no dilation, left
 // padding below one vector, no window reaching into the right padding, output rows of at
-// least one vector (shorter ones, AlexNet's 13 and 6, ran 10% slower than the kernel that
-// tracks the winner through both passes, pool2d_impl.hpp), AVX-512 only (with AVX2's 8 lanes
-// and two-instruction de-interleave, 17% slower on 27x27 maps, 5% faster on the stem).
+// least one vector (shorter ones ran 10% slower than the kernel that tracks the winner
+// through both passes, pool2d_impl.hpp), AVX-512 only (with AVX2's 8 lanes and
+// two-instruction de-interleave, 17% slower on 27x27 maps, 5% faster on the stem). Planes
+// without padding whose rows fit in registers (AlexNet's maps) take pool2d_short_rows.hpp,
+// which tracks the winners there (2-4x faster than either).
 #pragma once
 #include <algorithm>
 #include <cstdint>
