@@ -18,8 +18,10 @@ to 1e-4 relative error, max-pool values and indices exactly.
 
 Output memory (SPEC section 2): convkit forward writes into a preallocated, touched `out=`
 array (NaN-filled first, so an output the kernel did not write fails the check); indices and
-backward results are allocated per call (as torch does for everything); torch allocates every
-output per call from c10's CPU allocator (plain malloc, so large outputs page-fault each call).
+backward results are allocated per call (as torch does for everything), those of 16 MiB and more
+from convkit's result cache (reused from the second call on, as in a training loop); torch
+allocates every output per call from c10's CPU allocator (plain malloc, so large outputs
+page-fault each call).
 extra_info["minor_faults_per_call"] records the page faults of both.
 
 Run:    cd /work/main && python -m pytest bench/bench_pool.py --benchmark-only \\
