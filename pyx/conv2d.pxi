@@ -33,3 +33,13 @@ def conv2d_backward_weight(floating[::1] grad_w, const floating[::1] grad_out,
     cdef ck.Conv2dSizes s = _sizes(sizes)
     with nogil:
         ck.conv2d_backward_weight(&grad_w[0], &grad_out[0], &x[0], s)
+
+
+cdef extern from "channel_sums.hpp" namespace "convkit" nogil:
+    void _k_channel_sums "convkit::channel_sums"[T](T* sums, const T* x, int64_t n, int64_t c, int64_t p) except +
+
+
+def channel_sums(floating[::1] sums, const floating[::1] x, int64_t n, int64_t c, int64_t p):
+    """sums[c] = x (n, c, p) summed over its first and last axes (the bias gradient); c >= 1."""
+    with nogil:
+        _k_channel_sums(&sums[0], &x[0], n, c, p)

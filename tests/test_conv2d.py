@@ -162,6 +162,27 @@ def test_lecture_output_sizes():
     assert y.size * 3 == 267_960   # one multiply, one multiply, one add per output (lecture 001)
 
 
+def test_bias_gradient_of_long_planes(rng):
+    """grad_bias sums N*H*W values per channel (float runs into double, src/channel_sums.cpp):
+    float32 stays within a few float roundings of the float64 sum even for 360,000 values
+    with a large common offset, for every thread count and odd plane lengths (tails)."""
+    gy = (100 + rng.standard_normal((4, 3, 301, 299))).astype(np.float32)
+    x = rng.standard_normal((4, 2, 301, 299)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 1, 1)).astype(np.float32)
+    exact = gy.astype(np.float64).sum(axis=(0, 2, 3))
+    before = convkit.get_num_threads()
+    try:
+        got = []
+        for threads in (1, 2):
+            convkit.set_num_threads(threads)
+            got.append(convkit.conv2d_backward(gy, x, w)[2])
+    finally:
+        convkit.set_num_threads(before)
+    np.testing.assert_array_equal(got[0], got[1])
+    assert got[0].dtype == np.float32
+    np.testing.assert_allclose(got[0], exact, rtol=2e-7)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_deterministic_across_thread_counts(rng, threads):
     x, w, b, kw = make_case(rng, (3, 8, 17, 15, 12, (3, 3), 1, 1, 1, 2), np.float32)

@@ -101,6 +101,18 @@ def _flipped_transpose(weight, groups: int):
     return np.ascontiguousarray(w.transpose(0, 2, 1, 3, 4)).reshape(groups * cig, c_out // groups, kh, kw)
 
 
+def bias_gradient(grad_out):
+    """grad_out (N, C, H, W) summed over N, H, W -> (C,): threads over the channels, float runs
+    summed into double (src/channel_sums.cpp); the bits depend on neither the thread count
+    nor grad_out's memory layout."""
+    n, c = grad_out.shape[:2]
+    if grad_out.size == 0:
+        return zeros((c,), grad_out)
+    sums = empty((c,), grad_out)
+    _cpu.channel_sums(sums, flat(grad_out), n, c, grad_out.size // (n * c))
+    return sums
+
+
 def conv2d_backward_weight(grad_out, x, weight_shape, g):
     """grad_weight (C_out, C_in/G, KH, KW) of conv2d."""
     gw = empty(weight_shape, grad_out)

@@ -20,7 +20,7 @@ import contextlib
 
 import numpy as np
 
-from .._shapes import is_depthwise
+from .._shapes import is_depthwise, native_dtype
 from . import empty, flat, i64, zeros  # noqa: F401  (zeros: part of the backend contract)
 from ._runtime import Source, blocks_for
 
@@ -187,6 +187,13 @@ def _weight_splits(g, itemsize: int, version: int = 2) -> tuple:
     splits = min(splits, _ceil_div(positions, MIN_CHUNK), WORKSPACE_BYTES // (g.c_out * columns * itemsize))
     chunk = _ceil_div(_ceil_div(positions, max(splits, 1)), GEMM_BK) * GEMM_BK
     return _ceil_div(positions, chunk), chunk
+
+
+def bias_gradient(grad_out):
+    """grad_out (N, C, H, W) summed over N, H, W -> (C,), in C order whatever its memory layout
+    (CuPy's sum order follows the layout), so the bits do not depend on how it was stored."""
+    dy = grad_out if grad_out.flags.c_contiguous else grad_out.copy(order="C")
+    return dy.sum(axis=(0, 2, 3), dtype=native_dtype(dy))
 
 
 def conv2d_backward_weight(grad_out, x, weight_shape, g):

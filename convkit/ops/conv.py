@@ -23,10 +23,8 @@ def _check_conv_inputs(fn, x, weight, bias=None, grad_out=None):
 
 
 def bias_gradient(dy):
-    """grad_out (N, C, H, W) summed over N, H, W, in C order whatever its memory layout (numpy's
-    sum order follows the layout), so the bits do not depend on how the caller stored grad_out."""
-    dy = dy if dy.flags.c_contiguous else dy.copy(order="C")
-    return dy.sum(axis=(0, 2, 3), dtype=S.native_dtype(dy))
+    """grad_out (N, C, H, W) summed over N, H, W -> (C,), by the backend of dy's array type."""
+    return _backend("bias_gradient", dy).bias_gradient(dy)
 
 
 def _conv_forward(fn, nd, x, weight, bias, stride, padding, dilation, groups, out):
