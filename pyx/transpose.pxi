@@ -12,6 +12,8 @@ cdef extern from "depthwise.hpp" namespace "convkit" nogil:
         T* grad_x, const T* grad_out, const T* w, const ck.Conv2dSizes& s) except +
     void native_depthwise_backward_weight "convkit::depthwise_conv2d_backward_weight"[T](
         T* grad_w, const T* grad_out, const T* x, const ck.Conv2dSizes& s) except +
+    void native_depthwise_backward "convkit::depthwise_conv2d_backward"[T](
+        T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w, const ck.Conv2dSizes& s) except +
 
 
 def depthwise_conv2d_forward(floating[::1] out, const floating[::1] x, const floating[::1] w,
@@ -36,3 +38,11 @@ def depthwise_conv2d_backward_weight(floating[::1] grad_w, const floating[::1] g
     cdef ck.Conv2dSizes s = _sizes(sizes)
     with nogil:
         native_depthwise_backward_weight(&grad_w[0], &grad_out[0], &x[0], s)
+
+
+def depthwise_conv2d_backward(floating[::1] grad_x, floating[::1] grad_w, const floating[::1] grad_out,
+                              const floating[::1] x, const floating[::1] w, tuple sizes):
+    """grad_x and grad_w in one pass over grad_out."""
+    cdef ck.Conv2dSizes s = _sizes(sizes)
+    with nogil:
+        native_depthwise_backward(&grad_x[0], &grad_w[0], &grad_out[0], &x[0], &w[0], s)

@@ -11,5 +11,8 @@ namespace convkit {
 template <class T> void depthwise_conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s);
 template <class T> void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s);
 template <class T> void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s);
+// Both gradients in one pass (grad_out read once): grad_x (N, C, H, W), grad_w (C*M, 1, KH, KW).
+template <class T>
+void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w, const Conv2dSizes& s);
 
 }  // namespace convkit

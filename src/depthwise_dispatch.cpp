@@ -10,6 +10,8 @@ namespace convkit {
     template <class T> void depthwise_conv2d_forward(T*, const T*, const T*, const T*, const Conv2dSizes&); \
     template <class T> void depthwise_conv2d_backward_data(T*, const T*, const T*, const Conv2dSizes&);     \
     template <class T> void depthwise_conv2d_backward_weight(T*, const T*, const T*, const Conv2dSizes&);   \
+    template <class T>                                                                                        \
+    void depthwise_conv2d_backward(T*, T*, const T*, const T*, const T*, const Conv2dSizes&);                 \
     }
 CONVKIT_DECLARE_VARIANTS()
 
@@ -26,11 +28,16 @@ template <class T>
 void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s) {
     CONVKIT_DISPATCH(depthwise_conv2d_backward_weight, grad_w, grad_out, x, s)
 }
+template <class T>
+void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w, const Conv2dSizes& s) {
+    CONVKIT_DISPATCH(depthwise_conv2d_backward, grad_x, grad_w, grad_out, x, w, s)
+}
 
 #define CONVKIT_INSTANTIATE(T)                                                                             \
     template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
     template void depthwise_conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);
+    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);       \
+    template void depthwise_conv2d_backward<T>(T*, T*, const T*, const T*, const T*, const Conv2dSizes&);
 CONVKIT_INSTANTIATE(float)
 CONVKIT_INSTANTIATE(double)
 

@@ -23,6 +23,9 @@
 //                    dot(gy[n, c*M+m], the tap's buffer runs) in vector lanes of T, flushed to
 //                    double lanes every ~32 terms per lane (float sums stay short), lanes summed
 //                    in order at the end.
+//   backward         (conv2d_backward) backward-weight's tasks, each plane's backward-data done
+//                    just before its dots: grad_out is read from memory once for both (output
+//                    planes of 2048 values and more; smaller ones take the two passes).
 // Each thread walks its tasks' planes with two buffers, copying the next plane before working
 // on the current one (depthwise_buffers.hpp, pipelined). Tap loops are unrolled at compile
 // time for the common counts (3x3: 9; the stride-2 phases of backward-data: 4, 2, 1).
@@ -78,89 +81,128 @@ void depthwise_conv2d_forward(T* out, const T* x, const T* w, const T* bias, con
     }
 }
 
+namespace depthwise {
+
+// Per-thread scratch of backward-data: for sw > 1 every (row phase, column phase) block of a
+// plane, (rh, rho, r, t) at ((rh*sw + rho)*rows_max + r)*count_max + t, before the blocks are
+// interleaved into grad_x; and one phase's tap weights.
+template <class T> struct DataScratch {
+    AlignedBuffer<T> phase_rows;
+    std::vector<T> weights;
+    DataScratch(const Conv2dSizes& s, const GradLayout& G)
+        : phase_rows(aligned_buffer<T>(s.stride_w > 1 ? s.stride_h * s.stride_w * G.rows_max * G.count_max : 1)),
+          weights(static_cast<std::size_t>(s.kh * s.kw)) {}
+};
+
+// grad_x of item plane*M + m (plane n*C + c) from its grad_out plane, copied into buf by
+// G.copy; m > 0 adds to what m - 1 wrote.
+template <class T>
+void backward_data_item(T* grad_x, const T* buf, index_t item, const T* w, const Conv2dSizes& s,
+                        const GradLayout& G, DataScratch<T>& d) {
+    const index_t C = s.c_in, M = s.c_out / s.c_in, taps = s.kh * s.kw, sh = s.stride_h, sw = s.stride_w;
+    const index_t phase_block = G.rows_max * G.count_max;
+    const index_t plane = item / M, m = item % M;
+    const T* wk = w + ((plane % C) * M + m) * taps;
+    T* gx = grad_x + plane * s.h * s.w;
+    T* tmp = d.phase_rows.get();
+    T* wt = d.weights.data();
+    for (index_t rh = 0; rh < sh; ++rh) {
+        const index_t rows = G.nrows[rh];
+        if (rows == 0) continue;
+        for (index_t rho = 0; rho < sw; ++rho) {
+            if (G.count[rho] == 0) continue;
+            const index_t b = G.first[rh * sw + rho], e = G.first[rh * sw + rho + 1];
+            for (index_t j = b; j < e; ++j) wt[j - b] = wk[G.tap[j]];
+            const T* in = buf + G.start(rh, rho, s);
+            if (sw == 1)   // the one column phase is the whole row (t0 = pw: iw = t - pw)
+                taps_block_any(gx + G.ih0[rh] * s.w, sh * s.w, rows, G.count[0], in, G.copy.run, &G.offset[b], wt,
+                               static_cast<int>(e - b), T(0), m > 0, false);
+            else
+                taps_block_any(tmp + (rh * sw + rho) * phase_block, G.count_max, rows, G.count[rho], in, G.copy.run,
+                               &G.offset[b], wt, static_cast<int>(e - b), T(0), false, true);
+        }
+    }
+    if (sw > 1) interleave(gx, s, G, tmp, phase_block, m > 0);
+}
+
+}  // namespace depthwise
+
 // grad_x (N, C, H, W) from grad_out (N, C*M, OH, OW) and w (C*M, 1, KH, KW).
 template <class T>
 void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s) {
     using namespace depthwise;
     const int nt = num_threads();
-    const index_t C = s.c_in, M = s.c_out / s.c_in, taps = s.kh * s.kw, P = s.oh * s.ow;
-    const index_t sh = s.stride_h, sw = s.stride_w;
+    const index_t C = s.c_in, M = s.c_out / s.c_in, P = s.oh * s.ow;
     const GradLayout G = GradLayout::of<T>(s);
-    // per thread: two grad_out buffers (pipelined); for sw > 1 every (row phase, column phase)
-    // block of a plane, (rh, rho, r, t) at ((rh*sw + rho)*rows_max + r)*count_max + t, before
-    // the blocks are interleaved into grad_x
-    const index_t phase_block = G.rows_max * G.count_max;
-    std::vector<AlignedBuffer<T>> bufs, phase_rows;
+    std::vector<AlignedBuffer<T>> bufs;   // two grad_out buffers per thread (pipelined)
+    std::vector<DataScratch<T>> scratch;   // (allocated here: an exception cannot leave a parallel region)
     for (int t = 0; t < nt; ++t) {
         bufs.push_back(aligned_buffer<T>(G.copy.size()));
         bufs.push_back(aligned_buffer<T>(G.copy.size()));
-        phase_rows.push_back(aligned_buffer<T>(sw > 1 ? sh * sw * phase_block : 1));
+        scratch.emplace_back(s, G);
     }
-    std::vector<T> weights(static_cast<std::size_t>(nt) * taps);   // one phase's tap weights
 
 #pragma omp parallel num_threads(nt)
     {
         T* buf0 = bufs[2 * worker()].get();
         T* buf1 = bufs[2 * worker() + 1].get();
-        T* tmp = phase_rows[worker()].get();
-        T* wt = weights.data() + worker() * taps;
         G.copy.clear(buf0);
         G.copy.clear(buf1);
         index_t begin, end;
         my_share(s.n * C, begin, end);   // planes n*C + c; items plane*M + m
         pipelined(buf0, buf1, begin * M, end * M,
             [&](T* buf, index_t item) { G.copy(buf, grad_out + item * P); },
-            [&](const T* buf, index_t item) {
-                const index_t plane = item / M, m = item % M;   // m > 0 adds to what m-1 wrote
-                const T* wk = w + ((plane % C) * M + m) * taps;
-                T* gx = grad_x + plane * s.h * s.w;
-                for (index_t rh = 0; rh < sh; ++rh) {
-                    const index_t rows = G.nrows[rh];
-                    if (rows == 0) continue;
-                    for (index_t rho = 0; rho < sw; ++rho) {
-                        if (G.count[rho] == 0) continue;
-                        const index_t b = G.first[rh * sw + rho], e = G.first[rh * sw + rho + 1];
-                        for (index_t j = b; j < e; ++j) wt[j - b] = wk[G.tap[j]];
-                        const T* in = buf + G.start(rh, rho, s);
-                        if (sw == 1)   // the one column phase is the whole row (t0 = pw: iw = t - pw)
-                            taps_block_any(gx + G.ih0[rh] * s.w, sh * s.w, rows, G.count[0], in, G.copy.run,
-                                           &G.offset[b], wt, static_cast<int>(e - b), T(0), m > 0, false);
-                        else
-                            taps_block_any(tmp + (rh * sw + rho) * phase_block, G.count_max, rows, G.count[rho],
-                                           in, G.copy.run, &G.offset[b], wt, static_cast<int>(e - b), T(0),
-                                           false, true);
-                    }
-                }
-                if (sw > 1) interleave(gx, s, G, tmp, phase_block, m > 0);
-            });
+            [&](const T* buf, index_t item) { backward_data_item(grad_x, buf, item, w, s, G, scratch[worker()]); });
     }
 }
 
-// grad_w (C*M, 1, KH, KW) from grad_out (N, C*M, OH, OW) and x (N, C, H, W).
+// grad_w (C*M, 1, KH, KW) from grad_out (N, C*M, OH, OW) and x (N, C, H, W); and, when
+// grad_x is given, grad_x (N, C, H, W) in the same pass (w: the weights): each grad_out plane
+// is then read from memory once, for both (the two separate passes had streamed it twice).
+// Output planes of fewer values than this take the two passes: the channel-major walk of the
+// fused pass (planes C apart) loses to backward-data's walk in memory order there (Zen 4,
+// batch 16: 28x28 planes 1.11-1.16x the time of two passes, 14x14 and 7x7 level; 56x56 and
+// 112x112 planes 0.87-0.91x).
+constexpr index_t kFusedMinPlane = 2048;
+
 template <class T>
-void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s) {
+void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w,
+                               const Conv2dSizes& s) {
     using namespace depthwise;
+    if (grad_x && s.oh * s.ow < kFusedMinPlane) {
+        depthwise_conv2d_backward_data(grad_x, grad_out, w, s);
+        return depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, w, s);
+    }
     constexpr int VL = lanes<T>(), kChunk = 9;   // taps per pass (tap_dots unrolls up to 9)
     constexpr index_t kTerms = 32;                // vector terms per lane summed in T before a flush to double
     const int nt = num_threads();
     const index_t C = s.c_in, M = s.c_out / s.c_in, taps = s.kh * s.kw, P = s.oh * s.ow;
     const InputLayout L = InputLayout::of<T>(s);
+    const GradLayout G = GradLayout::of<T>(s);
     const index_t chunks = ceil_div(s.ow, VL);                        // vector terms per row and lane
     const index_t block = std::min(s.oh, std::max<index_t>(1, kTerms / chunks));   // rows per tap_dots call
     std::vector<AlignedBuffer<T>> bufs;
     std::vector<AlignedBuffer<V<T>>> partials;   // per thread: M * taps vector sums in T
     std::vector<AlignedBuffer<double>> sums;     // per thread: M * taps * VL lane sums in double
+    std::vector<DataScratch<T>> data;            // per thread, with grad_x
     for (int t = 0; t < nt; ++t) {
         bufs.push_back(aligned_buffer<T>(L.copy.size()));
         bufs.push_back(aligned_buffer<T>(L.copy.size()));
         partials.push_back(aligned_buffer<V<T>>(M * taps));
         sums.push_back(aligned_buffer<double>(M * taps * VL));
+        if (grad_x) {   // a grad_out plane and the scratch of backward-data
+            bufs.push_back(aligned_buffer<T>(G.copy.size()));
+            data.emplace_back(s, G);
+        }
     }
+    const int per_thread = grad_x ? 3 : 2;
 
 #pragma omp parallel num_threads(nt)
     {
-        T* buf0 = bufs[2 * worker()].get();
-        T* buf1 = bufs[2 * worker() + 1].get();
+        T* buf0 = bufs[per_thread * worker()].get();
+        T* buf1 = bufs[per_thread * worker() + 1].get();
+        T* gbuf = grad_x ? bufs[per_thread * worker() + 2].get() : nullptr;
+        if (grad_x) G.copy.clear(gbuf);
         V<T>* part = partials[worker()].get();
         double* sum = sums[worker()].get();
         L.copy.clear(buf0);
@@ -185,6 +227,12 @@ void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, 
                     }
                 },
                 [&](const T* buf, index_t n) {
+                    if (grad_x)   // the planes' grad_x first: their grad_out then stays in cache for the dots
+                        for (index_t m = 0; m < M; ++m) {
+                            const index_t item = (n * C + c) * M + m;
+                            G.copy(gbuf, grad_out + item * P);
+                            backward_data_item(grad_x, gbuf, item, w, s, G, data[worker()]);
+                        }
                     for (index_t oh = 0; oh < s.oh; oh += block) {
                         const index_t rows = std::min(block, s.oh - oh);
                         if (terms + rows * chunks > kTerms) { flush(); terms = 0; }
@@ -205,6 +253,11 @@ void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, 
             }
         }
     }
+}
+
+template <class T>
+void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s) {
+    depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, nullptr, s);
 }
 
 }  // namespace CONVKIT_ISA

@@ -9,7 +9,8 @@ namespace CONVKIT_ISA {
 #define CONVKIT_INSTANTIATE(T)                                                                             \
     template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
     template void depthwise_conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);
+    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);       \
+    template void depthwise_conv2d_backward<T>(T*, T*, const T*, const T*, const T*, const Conv2dSizes&);
 CONVKIT_INSTANTIATE(float)
 CONVKIT_INSTANTIATE(double)
 }  // namespace CONVKIT_ISA

@@ -34,6 +34,9 @@ GRID = [
     (1, 2, 4, 4, 1, (3, 3), 1, 4, 1),         # padding larger than the kernel
     (3, 6, 1, 1, 1, (1, 1), 1, 0, 1),         # 1x1 planes
     (1, 2, 9, 9, 1, (2, 2), 3, 0, 1),         # stride > kernel: some pixels unread
+    (2, 3, 48, 50, 1, (3, 3), 1, 1, 1),       # output planes of >= 2048: the one-pass backward
+    (1, 2, 97, 96, 2, (3, 3), 2, 1, 1),       # the same, stride 2, multiplier 2
+    (1, 2, 46, 47, 1, (5, 5), 1, 4, 2),       # the same, 5x5 dilated
 ]
 IDS = [f"n{c[0]}c{c[1]}_{c[2]}x{c[3]}_m{c[4]}_k{c[5][0]}{c[5][1]}_s{c[6]}_p{c[7]}_d{c[8]}"
        .replace(" ", "").replace("(", "").replace(")", "").replace(",", "-") for c in GRID]
@@ -161,7 +164,8 @@ def test_finite_differences(rng):
 @pytest.mark.parametrize("threads", [2, 3])
 def test_deterministic_across_thread_counts(rng, threads):
     cases = [make_case(rng, cfg, np.float32) for cfg in
-             ((3, 8, 17, 15, 1, (3, 3), 1, 1, 1), (2, 5, 16, 9, 2, (3, 3), 2, 1, 1), (4, 3, 7, 7, 1, (5, 5), 1, 2, 1))]
+             ((3, 8, 17, 15, 1, (3, 3), 1, 1, 1), (2, 5, 16, 9, 2, (3, 3), 2, 1, 1), (4, 3, 7, 7, 1, (5, 5), 1, 2, 1),
+              (2, 3, 48, 50, 2, (3, 3), 1, 1, 1))]   # (one-pass backward)
     grads = [rng.standard_normal(ref.conv2d(x, w, **kw).shape).astype(np.float32) for x, w, _, kw in cases]
     run = lambda: [a for (x, w, b, kw), gy in zip(cases, grads)
                    for a in (convkit.conv2d(x, w, b, **kw), *convkit.conv2d_backward(gy, x, w, **kw))]

@@ -101,6 +101,15 @@ def _flipped_transpose(weight, groups: int):
     return np.ascontiguousarray(w.transpose(0, 2, 1, 3, 4)).reshape(groups * cig, c_out // groups, kh, kw)
 
 
+def conv2d_backward(grad_out, x, weight, g):
+    """(grad_x, grad_weight) of conv2d; a depthwise conv computes both in one pass over grad_out."""
+    if not is_depthwise(g):
+        return conv2d_backward_data(grad_out, weight, g), conv2d_backward_weight(grad_out, x, weight.shape, g)
+    gx, gw = empty(g.in_shape, grad_out), empty(weight.shape, grad_out)
+    _cpu.depthwise_conv2d_backward(gx.reshape(-1), gw.reshape(-1), flat(grad_out), flat(x), flat(weight), _sizes(g))
+    return gx, gw
+
+
 def bias_gradient(grad_out):
     """grad_out (N, C, H, W) summed over N, H, W -> (C,): threads over the channels, float runs
     summed into double (src/channel_sums.cpp); the bits depend on neither the thread count

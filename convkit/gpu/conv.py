@@ -189,6 +189,11 @@ def _weight_splits(g, itemsize: int, version: int = 2) -> tuple:
     return _ceil_div(positions, chunk), chunk
 
 
+def conv2d_backward(grad_out, x, weight, g):
+    """(grad_x, grad_weight) of conv2d: the two passes."""
+    return conv2d_backward_data(grad_out, weight, g), conv2d_backward_weight(grad_out, x, weight.shape, g)
+
+
 def bias_gradient(grad_out):
     """grad_out (N, C, H, W) summed over N, H, W -> (C,), in C order whatever its memory layout
     (CuPy's sum order follows the layout), so the bits do not depend on how it was stored."""

@@ -78,9 +78,8 @@ def _conv_backward(fn, nd, grad_out, x, weight, stride, padding, dilation, group
     if g.n == 0 or g.c_in == 0:   # no input element (the kernels need N, C_in > 0): only grad_bias can be nonzero
         return backend.zeros(x.shape, x), backend.zeros(weight.shape, x), bias_gradient(dy2)
     w2 = weight.reshape((g.c_out, g.c_in // g.groups) + g2.kernel)
-    grad_x = backend.conv2d_backward_data(dy2, w2, g2).reshape(x.shape)
-    grad_w = backend.conv2d_backward_weight(dy2, x.reshape(g2.in_shape), w2.shape, g2).reshape(weight.shape)
-    return grad_x, grad_w, bias_gradient(dy2)
+    grad_x, grad_w = backend.conv2d_backward(dy2, x.reshape(g2.in_shape), w2, g2)
+    return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), bias_gradient(dy2)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
