@@ -156,15 +156,15 @@ void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, co
     }
 }
 
-// grad_w (C*M, 1, KH, KW) from grad_out (N, C*M, OH, OW) and x (N, C, H, W); and, when
-// grad_x is given, grad_x (N, C, H, W) in the same pass (w: the weights): each grad_out plane
-// is then read from memory once, for both (the two separate passes had streamed it twice).
 // Output planes of fewer values than this take the two passes: the channel-major walk of the
 // fused pass (planes C apart) loses to backward-data's walk in memory order there (Zen 4,
 // batch 16: 28x28 planes 1.11-1.16x the time of two passes, 14x14 and 7x7 level; 56x56 and
-// 112x112 planes 0.87-0.91x).
+// 112x112 planes 0.83-0.91x).
 constexpr index_t kFusedMinPlane = 2048;
 
+// grad_w (C*M, 1, KH, KW) from grad_out (N, C*M, OH, OW) and x (N, C, H, W); and, when
+// grad_x is given, grad_x (N, C, H, W) in the same pass (w: the weights): each grad_out plane
+// is then read from memory once, for both (the two separate passes had streamed it twice).
 template <class T>
 void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w,
                                const Conv2dSizes& s) {
