@@ -8,6 +8,8 @@
 // chosen at run time like conv2d (active_isa() in conv2d.hpp); adaptive pooling
 // (adaptive_pool2d.cpp) is portable.
 #pragma once
+#include <cstdint>
+#include <limits>
 #include "common.hpp"
 
 namespace convkit {
@@ -33,7 +35,8 @@ inline bool max_pool2d_short_rows_apply(const Pool2dSizes& s, index_t lanes, boo
     const index_t k = s.kh, st = s.stride_h;
     return s.kw == k && (k == 2 || k == 3) && s.stride_w == st && (st == 1 || st == 2) && s.pad_h == 0 &&
            s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1 && (s.oh - 1) * st + k <= s.h &&
-           (s.ow - 1) * st + k <= s.w && s.w <= 8 * lanes && (!with_indices || s.h * s.w <= 0x7fffffff);
+           (s.ow - 1) * st + k <= s.w && s.w <= 8 * lanes &&
+           (!with_indices || s.h * s.w <= std::numeric_limits<std::int32_t>::max());
 }
 
 // out (planes, OH, OW) = max over each window of x (planes, H, W); indices (same shape as

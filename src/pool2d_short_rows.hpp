@@ -27,8 +27,6 @@
 // Writes: out (and indices) fully OVERWRITTEN. Planes are independent: any thread count, same bits.
 #pragma once
 #include <algorithm>
-#include <cstdint>
-#include <limits>
 #include <type_traits>
 #include "pool2d_rows.hpp"
 
