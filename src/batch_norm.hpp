@@ -37,4 +37,15 @@ void batch_norm_backward_eval(T* grad_x, T* grad_weight, T* grad_bias, const T* 
                               const T* running_mean, const T* running_var, const T* weight,
                               const BatchNormSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (norm_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (norm_dispatch.cpp),
+// through CONVKIT_NORM_INSTANTIATE (norm.hpp).
+#define CONVKIT_BATCH_NORM_INSTANTIATE(T)                                                                           \
+    template void batch_norm_forward_train<T>(T*, T*, T*, const T*, const T*, const T*, const BatchNormSizes&);     \
+    template void batch_norm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*,                  \
+                                             const BatchNormSizes&);                                                \
+    template void batch_norm_backward_train<T>(T*, T*, T*, const T*, const T*, const T*, const BatchNormSizes&);    \
+    template void batch_norm_backward_eval<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,         \
+                                              const BatchNormSizes&);
+
 }  // namespace convkit

@@ -19,4 +19,12 @@ template <class T> void conv2d_backward_weight(T* grad_w, const T* grad_out, con
 // Winograd F(2x2, 3x3) forward (winograd_impl.hpp): 3x3 kernels, stride 1, dilation 1 only.
 template <class T> void conv2d_winograd_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (conv2d_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (conv2d_dispatch.cpp).
+#define CONVKIT_CONV2D_INSTANTIATE(T)                                                                  \
+    template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);             \
+    template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);                 \
+    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);               \
+    template void conv2d_winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);
+
 }  // namespace convkit

@@ -55,12 +55,7 @@ template <class T> void conv2d_winograd_forward(T* out, const T* x, const T* w, 
     CONVKIT_DISPATCH(conv2d_winograd_forward, out, x, w, bias, s)
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                   \
-    template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
-    template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);       \
-    template void conv2d_winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_CONV2D_INSTANTIATE(float)
+CONVKIT_CONV2D_INSTANTIATE(double)
 
 }  // namespace convkit

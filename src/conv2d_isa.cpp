@@ -4,15 +4,11 @@
 // chooses among the variants at run time.
 #include "conv2d_impl.hpp"
 #include "winograd_impl.hpp"
+#include "conv2d.hpp"   // the instantiation list
 
 namespace convkit {
 namespace CONVKIT_ISA {
-#define CONVKIT_INSTANTIATE(T)                                                                   \
-    template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
-    template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);        \
-    template void conv2d_winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_CONV2D_INSTANTIATE(float)
+CONVKIT_CONV2D_INSTANTIATE(double)
 }  // namespace CONVKIT_ISA
 }  // namespace convkit

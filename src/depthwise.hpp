@@ -15,4 +15,12 @@ template <class T> void depthwise_conv2d_backward_weight(T* grad_w, const T* gra
 template <class T>
 void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w, const Conv2dSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (depthwise_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (depthwise_dispatch.cpp).
+#define CONVKIT_DEPTHWISE_INSTANTIATE(T)                                                                     \
+    template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);         \
+    template void depthwise_conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);             \
+    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);           \
+    template void depthwise_conv2d_backward<T>(T*, T*, const T*, const T*, const T*, const Conv2dSizes&);
+
 }  // namespace convkit

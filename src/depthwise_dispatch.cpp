@@ -33,12 +33,7 @@ void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T*
     CONVKIT_DISPATCH(depthwise_conv2d_backward, grad_x, grad_w, grad_out, x, w, s)
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                             \
-    template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dSizes&);     \
-    template void depthwise_conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dSizes&);         \
-    template void depthwise_conv2d_backward_weight<T>(T*, const T*, const T*, const Conv2dSizes&);       \
-    template void depthwise_conv2d_backward<T>(T*, T*, const T*, const T*, const T*, const Conv2dSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_DEPTHWISE_INSTANTIATE(float)
+CONVKIT_DEPTHWISE_INSTANTIATE(double)
 
 }  // namespace convkit

@@ -170,8 +170,8 @@ void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T*
                                const Conv2dSizes& s) {
     using namespace depthwise;
     if (grad_x && s.oh * s.ow < kFusedMinPlane) {
-        depthwise_conv2d_backward_data(grad_x, grad_out, w, s);
-        return depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, w, s);
+        CONVKIT_ISA::depthwise_conv2d_backward_data(grad_x, grad_out, w, s);   // (qualified: ADL would also find convkit::)
+        return CONVKIT_ISA::depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, w, s);
     }
     constexpr int VL = lanes<T>(), kChunk = 9;   // taps per pass (tap_dots unrolls up to 9)
     constexpr index_t kTerms = 32;                // vector terms per lane summed in T before a flush to double
@@ -257,7 +257,7 @@ void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T*
 
 template <class T>
 void depthwise_conv2d_backward_weight(T* grad_w, const T* grad_out, const T* x, const Conv2dSizes& s) {
-    depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, nullptr, s);
+    CONVKIT_ISA::depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, nullptr, s);
 }
 
 }  // namespace CONVKIT_ISA

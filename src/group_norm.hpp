@@ -29,4 +29,11 @@ template <class T>
 void group_norm_backward(T* grad_x, T* grad_weight, T* grad_bias, const T* grad_out, const T* x,
                          const T* weight, const GroupNormSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (norm_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (norm_dispatch.cpp),
+// through CONVKIT_NORM_INSTANTIATE (norm.hpp).
+#define CONVKIT_GROUP_NORM_INSTANTIATE(T)                                                                              \
+    template void group_norm_forward<T>(T*, double*, double*, const T*, const T*, const T*, const GroupNormSizes&);    \
+    template void group_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const GroupNormSizes&);
+
 }  // namespace convkit

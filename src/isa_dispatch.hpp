@@ -4,6 +4,8 @@
 //   CONVKIT_DECLARE_VARIANTS()            the declarations, once per compiled variant
 //   CONVKIT_DISPATCH(fn, args...)         in the body of template <class T> fn: runs ISA::fn<T>
 // (the variants are the *_isa.cpp files, compiled once per instruction set by CMakeLists.txt).
+// The float / double instantiations are listed once per family, in its public header
+// (CONVKIT_<FAMILY>_INSTANTIATE(T)), and expanded both in the variants and in the dispatcher.
 #pragma once
 #include "conv2d.hpp"
 

@@ -18,4 +18,11 @@ template <class T> void local_response_norm_forward(T* y, const T* x, const LrnS
 
 template <class T> void local_response_norm_backward(T* grad_x, const T* grad_out, const T* x, const LrnSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (norm_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (norm_dispatch.cpp),
+// through CONVKIT_NORM_INSTANTIATE (norm.hpp).
+#define CONVKIT_LRN_INSTANTIATE(T)                                                             \
+    template void local_response_norm_forward<T>(T*, const T*, const LrnSizes&);               \
+    template void local_response_norm_backward<T>(T*, const T*, const T*, const LrnSizes&);
+
 }  // namespace convkit

@@ -60,4 +60,10 @@ void linear_backward_bias(T* grad_b, const T* grad_y, const LinearSizes& s) {
     column_sums(grad_b, grad_y, MatmulSizes{s.m, s.out_features, 0, 0, 0, 0, 0});
 }
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (matmul_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (matmul_dispatch.cpp).
+#define CONVKIT_MATMUL_INSTANTIATE(T)                                                 \
+    template void matmul<T>(T*, const T*, const T*, const T*, const MatmulSizes&);    \
+    template void column_sums<T>(T*, const T*, const MatmulSizes&);
+
 }  // namespace convkit

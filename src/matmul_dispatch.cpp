@@ -20,9 +20,7 @@ template <class T> void column_sums(T* sums, const T* g, const MatmulSizes& s) {
     CONVKIT_DISPATCH(column_sums, sums, g, s)
 }
 
-template void matmul<float>(float*, const float*, const float*, const float*, const MatmulSizes&);
-template void matmul<double>(double*, const double*, const double*, const double*, const MatmulSizes&);
-template void column_sums<float>(float*, const float*, const MatmulSizes&);
-template void column_sums<double>(double*, const double*, const MatmulSizes&);
+CONVKIT_MATMUL_INSTANTIATE(float)
+CONVKIT_MATMUL_INSTANTIATE(double)
 
 }  // namespace convkit

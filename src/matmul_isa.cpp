@@ -3,13 +3,11 @@
 // with -DCONVKIT_ISA=generic|avx2|avx512 and the matching -m flags; matmul_dispatch.cpp
 // chooses among the variants at run time.
 #include "matmul_impl.hpp"
+#include "matmul.hpp"   // the instantiation list
 
 namespace convkit {
 namespace CONVKIT_ISA {
-#define CONVKIT_INSTANTIATE(T)                                                                 \
-    template void matmul<T>(T*, const T*, const T*, const T*, const MatmulSizes&);           \
-    template void column_sums<T>(T*, const T*, const MatmulSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_MATMUL_INSTANTIATE(float)
+CONVKIT_MATMUL_INSTANTIATE(double)
 }  // namespace CONVKIT_ISA
 }  // namespace convkit

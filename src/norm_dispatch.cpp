@@ -1,10 +1,8 @@
 // convkit/src/norm_dispatch.cpp -- the public norm entry points (batch_norm.hpp, group_norm.hpp,
 // lrn.hpp): each call runs the instruction-set variant conv2d uses (convkit::active_isa(),
 // CONVKIT_ISA in the environment, set_isa()).
-#include "batch_norm.hpp"
 #include "isa_dispatch.hpp"
-#include "group_norm.hpp"
-#include "lrn.hpp"
+#include "norm.hpp"
 
 namespace convkit {
 
@@ -66,18 +64,6 @@ template <class T> void local_response_norm_backward(T* grad_x, const T* grad_ou
     CONVKIT_DISPATCH(local_response_norm_backward, grad_x, grad_out, x, s)
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                            \
-    template void batch_norm_forward_train<T>(T*, T*, T*, const T*, const T*, const T*, const BatchNormSizes&); \
-    template void batch_norm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*,              \
-                                             const BatchNormSizes&);                                         \
-    template void batch_norm_backward_train<T>(T*, T*, T*, const T*, const T*, const T*, const BatchNormSizes&); \
-    template void batch_norm_backward_eval<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,     \
-                                              const BatchNormSizes&);                                        \
-    template void group_norm_forward<T>(T*, double*, double*, const T*, const T*, const T*, const GroupNormSizes&); \
-    template void group_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const GroupNormSizes&);     \
-    template void local_response_norm_forward<T>(T*, const T*, const LrnSizes&);                             \
-    template void local_response_norm_backward<T>(T*, const T*, const T*, const LrnSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_NORM_INSTANTIATE()
 
 }  // namespace convkit

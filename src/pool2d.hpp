@@ -55,4 +55,11 @@ template <class T> void adaptive_avg_pool2d_forward(T* out, const T* x, const Po
 template <class T> void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_out, const Pool2dSizes& s);
 template <class T> void adaptive_max_pool2d_forward(T* out, index_t* indices, const T* x, const Pool2dSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (pool2d_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (pool2d_dispatch.cpp).
+#define CONVKIT_POOL2D_INSTANTIATE(T)                                                   \
+    template void max_pool2d_forward<T>(T*, index_t*, const T*, const Pool2dSizes&);    \
+    template void avg_pool2d_forward<T>(T*, const T*, const Pool2dSizes&);              \
+    template void avg_pool2d_backward<T>(T*, const T*, const Pool2dSizes&);
+
 }  // namespace convkit

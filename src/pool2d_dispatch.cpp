@@ -31,11 +31,7 @@ template <class T> void avg_pool2d_backward(T* grad_x, const T* grad_out, const 
     CONVKIT_DISPATCH(avg_pool2d_backward, grad_x, grad_out, s)
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                   \
-    template void max_pool2d_forward<T>(T*, index_t*, const T*, const Pool2dSizes&);           \
-    template void avg_pool2d_forward<T>(T*, const T*, const Pool2dSizes&);                     \
-    template void avg_pool2d_backward<T>(T*, const T*, const Pool2dSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_POOL2D_INSTANTIATE(float)
+CONVKIT_POOL2D_INSTANTIATE(double)
 
 }  // namespace convkit

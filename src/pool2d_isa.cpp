@@ -3,14 +3,11 @@
 // with -DCONVKIT_ISA=generic|avx2|avx512 and the matching -m flags; pool2d_dispatch.cpp
 // chooses among the variants at run time.
 #include "pool2d_impl.hpp"
+#include "pool2d.hpp"   // the instantiation list
 
 namespace convkit {
 namespace CONVKIT_ISA {
-#define CONVKIT_INSTANTIATE(T)                                                                    \
-    template void max_pool2d_forward<T>(T*, index_t*, const T*, const Pool2dSizes&);            \
-    template void avg_pool2d_forward<T>(T*, const T*, const Pool2dSizes&);                      \
-    template void avg_pool2d_backward<T>(T*, const T*, const Pool2dSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_POOL2D_INSTANTIATE(float)
+CONVKIT_POOL2D_INSTANTIATE(double)
 }  // namespace CONVKIT_ISA
 }  // namespace convkit

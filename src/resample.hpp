@@ -54,4 +54,12 @@ template <class T>
 void upsample_bilinear2d_backward(T* grad_x, const T* grad_out, const index_t* taps_h, const T* weights_h,
                                   const index_t* taps_w, const T* weights_w, const ResampleSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (upsample2d_bilinear_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (resample_dispatch.cpp).
+#define CONVKIT_BILINEAR_INSTANTIATE(T)                                                               \
+    template void upsample_bilinear2d_forward<T>(T*, const T*, const index_t*, const T*,              \
+                                                 const index_t*, const T*, const ResampleSizes&);     \
+    template void upsample_bilinear2d_backward<T>(T*, const T*, const index_t*, const T*,             \
+                                                  const index_t*, const T*, const ResampleSizes&);
+
 }  // namespace convkit

@@ -27,12 +27,7 @@ void upsample_bilinear2d_backward(T* grad_x, const T* grad_out, const index_t* t
     CONVKIT_DISPATCH(upsample_bilinear2d_backward, grad_x, grad_out, taps_h, weights_h, taps_w, weights_w, s)
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                      \
-    template void upsample_bilinear2d_forward<T>(T*, const T*, const index_t*, const T*,           \
-                                                 const index_t*, const T*, const ResampleSizes&);  \
-    template void upsample_bilinear2d_backward<T>(T*, const T*, const index_t*, const T*,          \
-                                                  const index_t*, const T*, const ResampleSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_BILINEAR_INSTANTIATE(float)
+CONVKIT_BILINEAR_INSTANTIATE(double)
 
 }  // namespace convkit

@@ -32,4 +32,12 @@ template <class T> void cross_entropy_forward(T* loss, const T* logits, const st
 template <class T> void cross_entropy_backward(T* grad_logits, const T* logits, const std::int64_t* target,
                                                const T* row_scale, const SoftmaxSizes& s);
 
+// The float and double instantiations of the functions above: once in each instruction-set
+// variant (softmax_isa.cpp, inside namespace convkit::<isa>) and once in the dispatcher (softmax_dispatch.cpp).
+#define CONVKIT_SOFTMAX_INSTANTIATE(T)                                                                            \
+    template void log_softmax_forward<T>(T*, const T*, const SoftmaxSizes&);                                      \
+    template void log_softmax_backward<T>(T*, const T*, const T*, const SoftmaxSizes&);                           \
+    template void cross_entropy_forward<T>(T*, const T*, const std::int64_t*, const SoftmaxSizes&);               \
+    template void cross_entropy_backward<T>(T*, const T*, const std::int64_t*, const T*, const SoftmaxSizes&);
+
 }  // namespace convkit

@@ -30,12 +30,7 @@ template <class T> void cross_entropy_backward(T* grad_logits, const T* logits, 
     CONVKIT_DISPATCH(cross_entropy_backward, grad_logits, logits, target, row_scale, s)
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                         \
-    template void log_softmax_forward<T>(T*, const T*, const SoftmaxSizes&);                         \
-    template void log_softmax_backward<T>(T*, const T*, const T*, const SoftmaxSizes&);              \
-    template void cross_entropy_forward<T>(T*, const T*, const std::int64_t*, const SoftmaxSizes&);   \
-    template void cross_entropy_backward<T>(T*, const T*, const std::int64_t*, const T*, const SoftmaxSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_SOFTMAX_INSTANTIATE(float)
+CONVKIT_SOFTMAX_INSTANTIATE(double)
 
 }  // namespace convkit

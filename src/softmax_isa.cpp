@@ -3,15 +3,11 @@
 // with -DCONVKIT_ISA=generic|avx2|avx512 and the matching -m flags; softmax_dispatch.cpp
 // chooses among the variants at run time.
 #include "softmax_impl.hpp"
+#include "softmax.hpp"   // the instantiation list
 
 namespace convkit {
 namespace CONVKIT_ISA {
-#define CONVKIT_INSTANTIATE(T)                                                                         \
-    template void log_softmax_forward<T>(T*, const T*, const SoftmaxSizes&);                         \
-    template void log_softmax_backward<T>(T*, const T*, const T*, const SoftmaxSizes&);              \
-    template void cross_entropy_forward<T>(T*, const T*, const std::int64_t*, const SoftmaxSizes&);   \
-    template void cross_entropy_backward<T>(T*, const T*, const std::int64_t*, const T*, const SoftmaxSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
+CONVKIT_SOFTMAX_INSTANTIATE(float)
+CONVKIT_SOFTMAX_INSTANTIATE(double)
 }  // namespace CONVKIT_ISA
 }  // namespace convkit

@@ -245,14 +245,8 @@ void upsample_bilinear2d_backward(T* grad_x, const T* grad_out, const index_t* t
         bilinear_backward<T, T>(grad_x, grad_out, ah, aw, s);
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                      \
-    template void upsample_bilinear2d_forward<T>(T*, const T*, const index_t*, const T*,           \
-                                                 const index_t*, const T*, const ResampleSizes&);  \
-    template void upsample_bilinear2d_backward<T>(T*, const T*, const index_t*, const T*,          \
-                                                  const index_t*, const T*, const ResampleSizes&);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
-#undef CONVKIT_INSTANTIATE
+CONVKIT_BILINEAR_INSTANTIATE(float)
+CONVKIT_BILINEAR_INSTANTIATE(double)
 
 }  // namespace CONVKIT_ISA
 }  // namespace convkit
