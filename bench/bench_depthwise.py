@@ -9,7 +9,8 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
               (+ grad_bias sum) / aten.convolution_backward
 over the nine depthwise layers of MobileNet-v1 at 224x224 (32x112x112 s1 ... 1024x7x7 s1),
 all three side by side in one run with the same inputs and thread count (--threads, default 2).
-One warm-up call per benchmark is excluded. After timing, the last result is checked against
+Three warm-up calls per benchmark are excluded (the first calls after the other library's turn
+ran 1.5-10x slower: its OpenMP threads still spin, and the caches are cold). After timing, the last result is checked against
 a float64 reference (torch float64 when importable, else NumPy): max|y - ref|/max|ref| <= 1e-4.
 FLOPs: forward 2*MACs, backward 4*MACs (grad_x + grad_w). The convkit and torch rows are
 recorded as op "conv2d", model "mobilenet_v1_dw", so bench/report.py tabulates them per layer
@@ -48,7 +49,8 @@ LAYERS = tuple(ConvLayer(f"{MODEL}.{c}x{h}x{h}_s{s}", MODEL, c, h, h, c, 3, s, 1
                for c, h, s in ((32, 112, 1), (64, 112, 2), (128, 56, 1), (128, 56, 2), (256, 28, 1),
                                (256, 28, 2), (512, 14, 1), (512, 14, 2), (1024, 7, 1)))
 BATCH = 16
-ROUNDS = 5
+ROUNDS = 15   # the median of 15: the small layers' 5-round medians moved by 2x between runs
+WARMUP = 3
 RTOL = 1e-4
 IMPLS = ("convkit", "convkit-gemm", "torch")
 CASES = [(layer, impl) for layer in LAYERS for impl in IMPLS]
@@ -125,8 +127,8 @@ def _check(what, got, ref):
 
 def _timed(benchmark, fn):
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + 1)
+    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + WARMUP)
 
 
 def _record(benchmark, bench_info, layer, impl, pass_, flops, output, faults, err):
@@ -135,7 +137,7 @@ def _record(benchmark, bench_info, layer, impl, pass_, flops, output, faults, er
     op = "conv2d-grouped-gemm" if impl == "convkit-gemm" else "conv2d"
     info.update({"op": op, "pass": pass_}, layer=layer.name, model=MODEL, model_layers=len(LAYERS),
                 batch=BATCH, impl=impl, flops=flops, output=output,
-                minor_faults_per_call=round(faults, 1), max_rel_err=err, **bench_info)
+                minor_faults_per_call=round(faults, 1), max_rel_err=err, warmup_calls=WARMUP, **bench_info)
     if benchmark.stats is not None:
         median = benchmark.stats.stats.median
         info["median_ms"] = median * 1e3

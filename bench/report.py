@@ -73,16 +73,18 @@ def _header(data):
 
 def _notes(rows):
     faults = {impl: [] for impl in IMPLS}
-    errs, rounds = [], set()
+    errs, rounds, warmups = [], set(), set()
     for (pass_, _, _), by_impl in rows.items():
         for impl, b in by_impl.items():
             errs.append(b["extra_info"].get("max_rel_err", float("nan")))
             rounds.add(b["stats"]["rounds"])
+            warmups.add(b["extra_info"].get("warmup_calls", 1))
             if pass_ == "forward":
                 faults[impl].append(b["extra_info"].get("minor_faults_per_call", 0))
     fl = ", ".join(f"{impl} {statistics.median(v):.0f}" for impl, v in faults.items() if v)
-    return [f"Median of {'/'.join(str(r) for r in sorted(rounds))} timed rounds after one warm-up "
-            f"call; ratio = convkit ms / torch ms (< 1: convkit faster). FLOPs: forward 2*MACs, "
+    warm = "/".join(str(w) for w in sorted(warmups))
+    return [f"Median of {'/'.join(str(r) for r in sorted(rounds))} timed rounds after {warm} warm-up "
+            f"call(s); ratio = convkit ms / torch ms (< 1: convkit faster). FLOPs: forward 2*MACs, "
             f"backward 4*MACs (grad_x + grad_w).",
             "Output memory: convkit forward writes into a preallocated out= array; torch "
             "allocates its output on every call (no caching allocator on CPU); backward: both "

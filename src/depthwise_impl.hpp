@@ -34,13 +34,16 @@
 // Determinism: each output element is produced by one task with a fixed summation order,
 // independent of the thread count (no atomics, no split reductions).
 //
+// These row kernels serve fewer than two vectors of channels, or planes too large for a lane
+// plane of 1 MiB (224x224); the rest goes to depthwise_lanes.hpp, channels across the lanes.
+//
 // Files: depthwise_rows.hpp (inner loops), depthwise_buffers.hpp (padded buffers, layouts),
-// this file (the three kernels); depthwise_isa.cpp compiles them per instruction set and
+// depthwise_lanes.hpp (channels across lanes), this file (the three kernels); depthwise_isa.cpp compiles them per instruction set and
 // depthwise_dispatch.cpp picks one at run time (depthwise.hpp).
 // Test: python -m pytest tests/test_depthwise.py    Bench: python -m pytest bench/bench_depthwise.py
 #pragma once
 #include <vector>
-#include "depthwise_buffers.hpp"
+#include "depthwise_lanes.hpp"
 
 #ifndef CONVKIT_ISA
 #error "define CONVKIT_ISA before including depthwise_impl.hpp"
@@ -54,6 +57,7 @@ namespace CONVKIT_ISA {
 template <class T>
 void depthwise_conv2d_forward(T* out, const T* x, const T* w, const T* bias, const Conv2dSizes& s) {
     using namespace depthwise;
+    if (lanes_across_channels<T>(s)) return depthwise_conv2d_forward_lanes(out, x, w, bias, s);
     const int nt = num_threads();
     const index_t C = s.c_in, M = s.c_out / s.c_in, taps = s.kh * s.kw, P = s.oh * s.ow;
     const InputLayout L = InputLayout::of<T>(s);
@@ -131,6 +135,7 @@ void backward_data_item(T* grad_x, const T* buf, index_t item, const T* w, const
 template <class T>
 void depthwise_conv2d_backward_data(T* grad_x, const T* grad_out, const T* w, const Conv2dSizes& s) {
     using namespace depthwise;
+    if (lanes_across_channels<T>(s)) return depthwise_conv2d_backward_lanes<T>(grad_x, nullptr, grad_out, nullptr, w, s);
     const int nt = num_threads();
     const index_t C = s.c_in, M = s.c_out / s.c_in, P = s.oh * s.ow;
     const GradLayout G = GradLayout::of<T>(s);
@@ -169,6 +174,7 @@ template <class T>
 void depthwise_conv2d_backward(T* grad_x, T* grad_w, const T* grad_out, const T* x, const T* w,
                                const Conv2dSizes& s) {
     using namespace depthwise;
+    if (lanes_across_channels<T>(s)) return depthwise_conv2d_backward_lanes(grad_x, grad_w, grad_out, x, w, s);
     if (grad_x && s.oh * s.ow < kFusedMinPlane) {
         CONVKIT_ISA::depthwise_conv2d_backward_data(grad_x, grad_out, w, s);   // (qualified: ADL would also find convkit::)
         return CONVKIT_ISA::depthwise_conv2d_backward<T>(nullptr, grad_w, grad_out, x, w, s);

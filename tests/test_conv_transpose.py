@@ -28,6 +28,8 @@ GRID = [
     (2, 6, 5, 5, 6, (3, 3), 2, 1, 1, 1, 6),            # groups = C (depthwise transposed)
     (1, 4, 4, 3, 8, (3, 3), 1, 1, 0, 1, 4),            # groups = C, 2 outputs per group
     (2, 4, 4, 5, 4, (3, 3), 1, 1, 1, 2, 4),            # groups = C, output_padding >= stride
+    (2, 35, 7, 6, 35, (3, 3), 2, 1, 1, 1, 35),         # groups = C >= 2 vectors: channels across lanes
+    (1, 33, 5, 5, 66, (3, 3), 1, 1, 0, 2, 33),         # the same, 2 outputs per group, dilation 2
     (1, 1, 7, 1, 1, (1, 1), 1, 0, 0, 1, 1),            # 1x1, C = 1, W = 1
     (3, 5, 2, 3, 7, (5, 5), (2, 1), (2, 1), 1, (1, 2), 1),   # odd sizes, asymmetric stride
     (1, 20, 6, 6, 30, (3, 3), 2, 0, 0, 1, 1),          # K = C_out*9 = 270 > GEMM k-block
@@ -177,6 +179,7 @@ def test_lecture_1d_transposed_conv(backend, dtype):
 ADJOINT = [  # conv2d configs (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
     (2, 6, 11, 9, 4, (3, 5), (2, 3), (1, 2), (2, 1), 2),
     (1, 4, 10, 10, 4, (3, 3), 2, 1, 1, 4),
+    (2, 34, 9, 9, 34, (3, 3), 2, 1, 1, 34),   # depthwise, channels across lanes
     (2, 3, 7, 8, 5, (2, 2), 2, 0, 1, 1),
     (1, 2, 9, 8, 2, (3, 3), 1, 0, 3, 1),
 ]

@@ -37,6 +37,15 @@ GRID = [
     (2, 3, 48, 50, 1, (3, 3), 1, 1, 1),       # output planes of >= 2048: the one-pass backward
     (1, 2, 97, 96, 2, (3, 3), 2, 1, 1),       # the same, stride 2, multiplier 2
     (1, 2, 46, 47, 1, (5, 5), 1, 4, 2),       # the same, 5x5 dilated
+    # channels across vector lanes (C_in >= 2 vectors of them, small planes; depthwise_lanes.hpp)
+    (2, 37, 7, 7, 1, (3, 3), 1, 1, 1),        # MobileNet 7x7, a partial last block of channels
+    (2, 40, 14, 14, 1, (3, 3), 2, 1, 1),      # MobileNet 14x14 stride 2
+    (1, 33, 6, 5, 2, (3, 3), 1, 1, 1),        # multiplier 2
+    (2, 35, 9, 8, 1, (5, 5), 2, 2, 1),        # 5x5 stride 2
+    (2, 33, 3, 3, 1, (3, 3), 1, 1, 1),        # planes of fewer positions than lanes
+    (2, 34, 10, 11, 1, (3, 2), (3, 2), (2, 0), (1, 2)),   # stride 3, kH != kW, asymmetric
+    (2, 40, 4, 4, 3, (3, 3), 1, 1, 2),        # multiplier 3, dilation 2
+    (1, 34, 9, 18, 1, (3, 3), 1, 1, 1),       # rows wider than a vector
 ]
 IDS = [f"n{c[0]}c{c[1]}_{c[2]}x{c[3]}_m{c[4]}_k{c[5][0]}{c[5][1]}_s{c[6]}_p{c[7]}_d{c[8]}"
        .replace(" ", "").replace("(", "").replace(")", "").replace(",", "-") for c in GRID]
@@ -165,7 +174,8 @@ def test_finite_differences(rng):
 def test_deterministic_across_thread_counts(rng, threads):
     cases = [make_case(rng, cfg, np.float32) for cfg in
              ((3, 8, 17, 15, 1, (3, 3), 1, 1, 1), (2, 5, 16, 9, 2, (3, 3), 2, 1, 1), (4, 3, 7, 7, 1, (5, 5), 1, 2, 1),
-              (2, 3, 48, 50, 2, (3, 3), 1, 1, 1))]   # (one-pass backward)
+              (2, 3, 48, 50, 2, (3, 3), 1, 1, 1),    # (one-pass backward)
+             (3, 37, 7, 7, 1, (3, 3), 1, 1, 1), (2, 40, 9, 9, 2, (3, 3), 2, 1, 1))]   # (channels across lanes)
     grads = [rng.standard_normal(ref.conv2d(x, w, **kw).shape).astype(np.float32) for x, w, _, kw in cases]
     run = lambda: [a for (x, w, b, kw), gy in zip(cases, grads)
                    for a in (convkit.conv2d(x, w, b, **kw), *convkit.conv2d_backward(gy, x, w, **kw))]
@@ -185,7 +195,7 @@ def test_deterministic_across_thread_counts(rng, threads):
 @given(data=st.data())
 def test_hypothesis_configs(data):
     d = data.draw
-    c, mult = d(st.integers(2, 4)), d(st.integers(1, 3))
+    c, mult = d(st.sampled_from([2, 3, 4, 33])), d(st.integers(1, 3))   # 33: channels across lanes
     k = (d(st.integers(1, 5)), d(st.integers(1, 5)))
     stride, dil = (d(st.integers(1, 3)), d(st.integers(1, 3))), (d(st.integers(1, 3)), d(st.integers(1, 3)))
     pad = (d(st.integers(0, 3)), d(st.integers(0, 3)))
