@@ -21,8 +21,10 @@
 // element instead, and so does a plane whose whole-vector reads would pass the end of x (the
 // last plane, at most).
 // Output rows (and index rows) are stored as whole vectors in order, the lanes past OW landing
-// in the plane's next row, which is written after; rows whose store would pass the plane go
-// through a copy.
+// in the next row, written after; a task's planes are consecutive and done in order, so that
+// next row may be the next plane's first. Only the rows whose store would pass the task's
+// last plane go through a copy (the copy of 13x13's last two rows in every plane, through
+// the stack, had been a quarter of pooling with indices: store-to-load forwarding stalls).
 // Applies where max_pool2d_short_rows_apply (pool2d.hpp) says.
 // Writes: out (and indices) fully OVERWRITTEN. Planes are independent: any thread count, same bits.
 #pragma once
@@ -66,15 +68,22 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
     for (int b = 0; b < B; ++b)
         for (index_t l = 0; l < L; ++l) column[b][l] = Lane(b * L + l);
     constexpr int NO = S == 2 ? (B + 1) / 2 : B;   // output vectors per row
-    const index_t w = s.w, hw = s.h * w, ow = s.ow, ohw = s.oh * ow;
-    // the rows that can be stored as whole vectors (their spill stays inside the plane)
-    const index_t whole_rows = ohw < NO * L ? 0 : std::min(s.oh, (ohw - NO * L) / ow + 1);
+    // (locals: the index stores could alias the fields of s, which would then be reloaded)
+    const index_t w = s.w, hw = s.h * w, oh_count = s.oh, ow = s.ow, ohw = oh_count * ow, planes = s.planes;
+    // The rows of a plane that can be stored as whole vectors: their spill stays inside the
+    // `room` values from the plane's start that this thread writes, in order, from here on.
+    const auto whole_rows = [&](index_t room) { return room < NO * L ? 0 : std::min(oh_count, (room - NO * L) / ow + 1); };
     // a plane's reads end here (relative to its start): the last window row's last vector + K-1
-    const index_t reach = ((s.oh - 1) * S + K - 1) * w + B * L + K - 1;
-    const index_t safe_planes = s.planes * hw >= reach ? (s.planes * hw - reach) / hw + 1 : 0;
+    const index_t reach = ((oh_count - 1) * S + K - 1) * w + B * L + K - 1;
+    const index_t safe_planes = planes * hw >= reach ? (planes * hw - reach) / hw + 1 : 0;
     const int nt = num_threads();
-#pragma omp parallel for num_threads(nt) schedule(dynamic, std::max<index_t>(1, s.planes / (64 * static_cast<index_t>(nt))))
-    for (index_t plane = 0; plane < s.planes; ++plane) {
+    // Tasks are runs of consecutive planes, done in order: a plane's last rows may spill into
+    // the next planes of its run, which are written after it (the run's last plane, and a
+    // plane smaller than a row's vectors, copy those rows through the stack instead).
+    const index_t run = std::max<index_t>(1, planes / (64 * static_cast<index_t>(nt)));
+#pragma omp parallel for num_threads(nt) schedule(dynamic)
+    for (index_t task = 0; task < ceil_div(planes, run); ++task)
+    for (index_t plane = task * run, run_end = std::min(planes, plane + run); plane < run_end; ++plane) {
         const T* xp = x + plane * hw;
         T* yp = out + plane * ohw;
         index_t* ip = Idx ? indices + plane * ohw : nullptr;
@@ -82,6 +91,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
             max_rows_exact(yp, ip, xp, s, 0, s.oh);
             continue;
         }
+        const index_t whole_in_run = whole_rows(std::min(run_end - plane, index_t(2) + NO * L / ohw) * ohw);
         V probe{};
         const auto along = [&](index_t ih) {   // window maxima at every column of input row ih
             V v[B];
@@ -115,7 +125,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
                 return S == 1 ? row_vecs[i] : even_lanes(row_vecs[2 * i], row_vecs[std::min(2 * i + 1, B - 1)]);
             };
             T* yr = yp + oh * ow;
-            const bool whole = oh < whole_rows;
+            const bool whole = oh < whole_in_run;
             alignas(sizeof(V)) T row[NO * L];
             for (int i = 0; i < NO; ++i) store(whole ? yr + i * L : row + i * L, pick(m.v, i));
             if (!whole) copy_stored(yr, row, ow);
@@ -126,7 +136,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
                     store(whole ? ir + i * L : row_at + i * L, __builtin_convertvector(pick(m.at, i), Wide));
                 if (!whole) copy_stored<index_t, Wide>(ir, row_at, ow);
             }
-            if (++oh == s.oh) break;
+            if (++oh == oh_count) break;
 #pragma GCC unroll 3
             for (int k = 0; k < K; ++k) win[k] = k + S < K ? win[k + S] : along(oh * S + k);
         }
