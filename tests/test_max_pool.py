@@ -294,6 +294,28 @@ def test_any_memory_layout_every_pool_op(rng, layout):
         np.testing.assert_array_equal(a, a0)
 
 
+@pytest.mark.parametrize("hw", [(5, 9), (13, 13), (3, 3)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_short_rows_spill_into_the_next_planes(rng, hw, threads):
+    """Planes in registers store whole output rows, the lanes past OW landing in the next
+    planes of a task's run of planes (src/pool2d_short_rows.hpp): thousands of planes (runs of
+    several), output planes smaller than a vector (3x3 and 5x9 -> 1 and 8 values), NaNs in
+    some planes (their exact rerun comes after their spill), with and without indices."""
+    h, w = hw
+    x = rng.standard_normal((3, 700, h, w)).astype(np.float32)
+    x.reshape(-1, h * w)[rng.choice(2100, size=40, replace=False), rng.integers(0, h * w, size=40)] = np.nan
+    want, want_idx = ref.max_pool2d(x, 3, 2, return_indices=True)
+    before = convkit.get_num_threads()
+    try:
+        convkit.set_num_threads(threads)
+        np.testing.assert_array_equal(convkit.max_pool2d(x, 3, 2), want.astype(np.float32))
+        y, idx = convkit.max_pool2d(x, 3, 2, return_indices=True)
+    finally:
+        convkit.set_num_threads(before)
+    np.testing.assert_array_equal(y, want.astype(np.float32))
+    np.testing.assert_array_equal(idx, want_idx)
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_deterministic_across_thread_counts(rng, threads):
     """Bit-identical results for 1 and more threads (also few planes: row blocks per plane)."""
