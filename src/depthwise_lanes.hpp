@@ -28,11 +28,7 @@
 // across vector lanes" grid entries). Bench: bench/bench_depthwise.py.
 #pragma once
 #include <vector>
-#include "depthwise_buffers.hpp"
-
-#ifndef CONVKIT_ISA
-#error "define CONVKIT_ISA before including this header (see depthwise_impl.hpp)"
-#endif
+#include "depthwise_buffers.hpp"   // (which requires CONVKIT_ISA)
 
 namespace convkit {
 namespace CONVKIT_ISA {
