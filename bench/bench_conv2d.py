@@ -6,7 +6,8 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
 over the layer table convkit/layer_table.py (AlexNet torchvision + Caffe variants, the ResNet-18
 and VGG-16 3x3 convs, one entry per distinct shape; model sums weight each by its count),
 both libraries side by side in one run with the same inputs and thread count (--threads,
-default 2). One warm-up call per benchmark is excluded from the timings. After timing, the
+default 2). Three warm-up calls per benchmark are excluded from the timings
+(bench/conftest.py `timed`). After timing, the
 result of the last timed call is checked against a float64 reference (torch float64 when
 torch is importable, else the NumPy im2col reference below): max|y - ref| / max|ref| <= 1e-4,
 so a fast wrong kernel cannot pass. FLOPs: forward 2*MACs, backward 4*MACs (grad_x + grad_w).
@@ -28,7 +29,6 @@ Report: python bench/report.py /tmp/b.json        (markdown table for bench/RESU
 Test:   python -m pytest tests/test_conv2d.py
 """
 import functools
-import resource
 import zlib
 
 import numpy as np
@@ -43,7 +43,7 @@ except ImportError:
     torch = None
 
 IMPLS = ("convkit", "torch")
-ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (plus one warm-up round)
+ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (after conftest.WARMUP_CALLS warm-up calls)
 RTOL = 1e-4                      # max|y - ref| / max|ref| allowed after timing
 
 FORWARD = [(layer, n, impl) for layer in LAYERS for n in (1, 16) for impl in IMPLS]
@@ -155,17 +155,6 @@ def _check(what, got, ref):
     return err
 
 
-# --------------------------------------------------------------------------- timing
-
-def _timed(benchmark, fn, n):
-    """benchmark.pedantic (1 warm-up round, ROUNDS[n] timed, 1 call each) -> (last result, faults/call)."""
-    rounds = ROUNDS[n]
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-    return result, faults / (rounds + 1)
-
-
 def _record(benchmark, bench_info, layer, n, impl, pass_, flops, output, faults, err):
     benchmark.group = f"conv2d {pass_} {layer.name} batch{n}"
     info = benchmark.extra_info
@@ -182,20 +171,20 @@ def _record(benchmark, bench_info, layer, n, impl, pass_, flops, output, faults,
 # --------------------------------------------------------------------------- benchmarks
 
 @pytest.mark.parametrize("case", FORWARD, ids=_case_id)
-def test_conv2d_forward(benchmark, bench_info, case):
+def test_conv2d_forward(benchmark, timed, bench_info, case):
     layer, n, impl = case
     x, w, b = _inputs(layer, n)
     args = _conv_args(layer)
     if impl == "convkit":
         out = np.full(layer.out_shape(n), np.nan, dtype=np.float32)   # touched: no page faults
-        y, faults = _timed(benchmark, lambda: convkit.conv2d(x, w, b, *args, out=out), n)
+        y, faults = timed(lambda: convkit.conv2d(x, w, b, *args, out=out), ROUNDS[n])
         assert y is out
         output = "preallocated out="
     else:
         pytest.importorskip("torch")
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))   # same memory, contiguous float32
         with torch.no_grad():
-            y, faults = _timed(benchmark, lambda: torch.nn.functional.conv2d(tx, tw, tb, *args), n)
+            y, faults = timed(lambda: torch.nn.functional.conv2d(tx, tw, tb, *args), ROUNDS[n])
         y = y.numpy()
         output = "allocated per call (c10 CPU allocator)"
     err = _check(f"{impl} conv2d {layer.name} batch {n}", y, _reference_forward(layer, n))
@@ -204,19 +193,19 @@ def test_conv2d_forward(benchmark, bench_info, case):
 
 @pytest.mark.backward
 @pytest.mark.parametrize("case", BACKWARD, ids=_case_id)
-def test_conv2d_backward(benchmark, bench_info, case):
+def test_conv2d_backward(benchmark, timed, bench_info, case):
     layer, n, impl = case
     (x, w, _), gy = _inputs(layer, n), _grad_out(layer, n)
     if impl == "convkit":
         args = _conv_args(layer)
-        grads, faults = _timed(benchmark, lambda: convkit.conv2d_backward(gy, x, w, *args), n)
+        grads, faults = timed(lambda: convkit.conv2d_backward(gy, x, w, *args), ROUNDS[n])
     else:
         pytest.importorskip("torch")
         tgy, tx, tw = (torch.from_numpy(a) for a in (gy, x, w))
         aten_args = _aten_args(layer, n)   # no autograd graph: grad_x, grad_weight, grad_bias
         with torch.no_grad():
-            grads, faults = _timed(benchmark, lambda: torch.ops.aten.convolution_backward(
-                tgy, tx, tw, *aten_args), n)
+            grads, faults = timed(lambda: torch.ops.aten.convolution_backward(
+                tgy, tx, tw, *aten_args), ROUNDS[n])
         grads = [g.numpy() for g in grads]
     ref = _reference_backward(layer, n)
     errs = [_check(f"{impl} conv2d_backward {layer.name} batch {n}: {name}", got, want)

@@ -5,7 +5,7 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
     forward   convkit.conv_transpose2d vs torch.nn.functional.conv_transpose2d
     backward  convkit.conv_transpose2d_backward vs aten.convolution_backward(transposed=True)
 on the upsampling layers below (batch 16), both libraries side by side in one run with the
-same inputs and thread count (--threads, default 2). One warm-up call is excluded. After
+same inputs and thread count (--threads, default 2). Three warm-up calls (bench/conftest.py `timed`) are excluded. After
 timing, the last result is checked against a float64 reference (torch float64 when torch
 is importable, else convkit's float64 path, itself tested against convkit.reference):
 max|y - ref|/max|ref| <= 1e-4. FLOPs: forward 2*MACs with MACs = N*C_in*H*W*(C_out/groups)*kH*kW
@@ -20,7 +20,6 @@ Run:    python -m pytest bench/bench_conv_transpose.py --benchmark-only -p no:ca
 Test:   python -m pytest tests/test_conv_transpose.py
 """
 import functools
-import resource
 import zlib
 from typing import NamedTuple
 
@@ -115,12 +114,6 @@ def _check(what, got, ref):
     return err
 
 
-def _timed(benchmark, fn):
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + 1)
-
-
 def _record(benchmark, bench_info, layer, impl, pass_, flops, output, faults, err):
     benchmark.group = f"conv_transpose2d {pass_} {layer.name}"
     info = benchmark.extra_info
@@ -134,18 +127,18 @@ def _record(benchmark, bench_info, layer, impl, pass_, flops, output, faults, er
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_conv_transpose2d_forward(benchmark, bench_info, case):
+def test_conv_transpose2d_forward(benchmark, timed, bench_info, case):
     layer, impl = case
     x, w, b, _ = _inputs(layer)
     if impl == "convkit":
         out = np.full(layer.geometry(BATCH).out_shape, np.nan, np.float32)
-        y, faults = _timed(benchmark, lambda: convkit.conv_transpose2d(x, w, b, **_args(layer), out=out))
+        y, faults = timed(lambda: convkit.conv_transpose2d(x, w, b, **_args(layer), out=out))
         output = "preallocated out="
     else:
         pytest.importorskip("torch")
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
         with torch.no_grad():
-            y, faults = _timed(benchmark, lambda: torch.nn.functional.conv_transpose2d(tx, tw, tb, **_args(layer)))
+            y, faults = timed(lambda: torch.nn.functional.conv_transpose2d(tx, tw, tb, **_args(layer)))
         y = y.numpy()
         output = "allocated per call (c10 CPU allocator)"
     err = _check(f"{impl} conv_transpose2d {layer.name}", y, _reference(layer, "forward"))
@@ -154,16 +147,16 @@ def test_conv_transpose2d_forward(benchmark, bench_info, case):
 
 @pytest.mark.backward
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_conv_transpose2d_backward(benchmark, bench_info, case):
+def test_conv_transpose2d_backward(benchmark, timed, bench_info, case):
     layer, impl = case
     x, w, _, gy = _inputs(layer)
     if impl == "convkit":
-        grads, faults = _timed(benchmark, lambda: convkit.conv_transpose2d_backward(gy, x, w, **_args(layer)))
+        grads, faults = timed(lambda: convkit.conv_transpose2d_backward(gy, x, w, **_args(layer)))
     else:
         pytest.importorskip("torch")
         tgy, tx, tw = (torch.from_numpy(a) for a in (gy, x, w))
         with torch.no_grad():
-            grads, faults = _timed(benchmark, lambda: torch.ops.aten.convolution_backward(
+            grads, faults = timed(lambda: torch.ops.aten.convolution_backward(
                 tgy, tx, tw, *_aten_args(layer)))
         grads = [g.numpy() for g in grads]
     ref = _reference(layer, "backward")

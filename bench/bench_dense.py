@@ -15,7 +15,7 @@ What it measures (median wall time per call; extra_info carries the rates):
     cross_entropy      same shapes: forward (mean) vs F.cross_entropy, and forward + backward
                        vs F.cross_entropy + autograd backward.
 Threads: --threads (default 2) for both libraries (bench/conftest.py); numpy's OpenBLAS uses
-its own setting (OPENBLAS_NUM_THREADS). One warm-up round is excluded; each result is
+its own setting (OPENBLAS_NUM_THREADS). Three warm-up calls (bench/conftest.py `timed`) are excluded; each result is
 checked after timing (max|y - ref| / max|ref| <= 1e-4 against float64), so a fast wrong
 kernel cannot pass.
 
@@ -33,7 +33,6 @@ Test:   python -m pytest tests/test_linear.py tests/test_activation.py tests/tes
 """
 import functools
 import json
-import resource
 import sys
 
 import numpy as np
@@ -59,13 +58,6 @@ LINEAR_BACKWARD = [(layer, 16, impl) for layer in FC_LAYERS for impl in ("convki
 
 def _torch():
     return pytest.importorskip("torch")
-
-
-def _timed(benchmark, fn, rounds):
-    """benchmark.pedantic (1 warm-up round, `rounds` timed, 1 call each) -> (last result, faults/call)."""
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
-    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (rounds + 1)
 
 
 def _check(what, got, ref):
@@ -108,24 +100,24 @@ def _linear_inputs(layer, n):
 
 
 @pytest.mark.parametrize("case", LINEAR_FORWARD, ids=_id)
-def test_linear_forward(benchmark, bench_info, case):
+def test_linear_forward(benchmark, timed, bench_info, case):
     layer, n, impl = case
     x, w, b, _ = _linear_inputs(layer, n)
     out = np.full((n, w.shape[0]), np.nan, np.float32)
     if impl == "convkit":
-        y, faults = _timed(benchmark, lambda: convkit.linear(x, w, b, out=out), 20)
+        y, faults = timed(lambda: convkit.linear(x, w, b, out=out), 20)
         output = "preallocated out="
     elif impl == "numpy":
         def run():
             np.matmul(x, w.T, out=out)
             return np.add(out, b, out=out)
-        y, faults = _timed(benchmark, run, 20)
+        y, faults = timed(run, 20)
         output = "preallocated out= (matmul, then + bias)"
     else:
         t = _torch()
         tx, tw, tb = (t.from_numpy(a) for a in (x, w, b))
         with t.no_grad():
-            y, faults = _timed(benchmark, lambda: t.nn.functional.linear(tx, tw, tb), 20)
+            y, faults = timed(lambda: t.nn.functional.linear(tx, tw, tb), 20)
         y, output = y.numpy(), "allocated per call"
     ref = x.astype(np.float64) @ w.T.astype(np.float64) + b
     err = _check(f"{impl} linear {layer} batch {n}", y, ref)
@@ -135,16 +127,16 @@ def test_linear_forward(benchmark, bench_info, case):
 
 @pytest.mark.backward
 @pytest.mark.parametrize("case", LINEAR_BACKWARD, ids=_id)
-def test_linear_backward(benchmark, bench_info, case):
+def test_linear_backward(benchmark, timed, bench_info, case):
     layer, n, impl = case
     x, w, _, gy = _linear_inputs(layer, n)
     if impl == "convkit":
-        grads, faults = _timed(benchmark, lambda: convkit.linear_backward(gy, x, w), 5)
+        grads, faults = timed(lambda: convkit.linear_backward(gy, x, w), 5)
     else:
         t = _torch()
         tx, tw, tgy = (t.from_numpy(a) for a in (x, w, gy))
         with t.no_grad():
-            grads, faults = _timed(benchmark, lambda: (tgy @ tw, tgy.t() @ tx, tgy.sum(0)), 5)
+            grads, faults = timed(lambda: (tgy @ tw, tgy.t() @ tx, tgy.sum(0)), 5)
         grads = [g.numpy() for g in grads]
     g64, x64, w64 = gy.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
     errs = [_check(f"{impl} linear_backward {layer}: {name}", got, want) for name, got, want in
@@ -162,19 +154,19 @@ def _relu_inputs():
 
 
 @pytest.mark.parametrize("impl", ["copy", "convkit", "torch"])
-def test_relu_forward(benchmark, bench_info, impl):
+def test_relu_forward(benchmark, timed, bench_info, impl):
     x, _ = _relu_inputs()
     out = np.full(x.shape, np.nan, np.float32)
     if impl == "convkit":
-        y, faults = _timed(benchmark, lambda: convkit.relu(x, out=out), 10)
+        y, faults = timed(lambda: convkit.relu(x, out=out), 10)
         want, output = np.maximum(x, 0), "preallocated out="
     elif impl == "copy":
-        _, faults = _timed(benchmark, lambda: np.copyto(out, x), 10)
+        _, faults = timed(lambda: np.copyto(out, x), 10)
         y, want, output = out, x, "preallocated (np.copyto)"
     else:
         t = _torch()
         tx, tout = t.from_numpy(x), t.from_numpy(out)
-        y, faults = _timed(benchmark, lambda: t.clamp_min(tx, 0, out=tout), 10)
+        y, faults = timed(lambda: t.clamp_min(tx, 0, out=tout), 10)
         y, want, output = y.numpy(), np.maximum(x, 0), "preallocated out= (clamp_min)"
     err = _check(f"{impl} relu", y, want)
     _record(benchmark, bench_info, "relu forward", "x".join(map(str, RELU_SHAPE)), impl, output, faults, err,
@@ -184,20 +176,20 @@ def test_relu_forward(benchmark, bench_info, impl):
 
 @pytest.mark.backward
 @pytest.mark.parametrize("impl", ["copy", "convkit", "torch"])
-def test_relu_backward(benchmark, bench_info, impl):
+def test_relu_backward(benchmark, timed, bench_info, impl):
     x, gy = _relu_inputs()
     if impl == "convkit":
-        gx, faults = _timed(benchmark, lambda: convkit.relu_backward(gy, x), 10)
+        gx, faults = timed(lambda: convkit.relu_backward(gy, x), 10)
         output = "allocated per call"
     elif impl == "copy":   # the same traffic as 2 arrays read + 1 written: copy 1.5 arrays' worth
         src = np.ones(x.size * 3 // 2, np.float32)
         dst = np.empty_like(src)
-        _, faults = _timed(benchmark, lambda: np.copyto(dst, src), 10)
+        _, faults = timed(lambda: np.copyto(dst, src), 10)
         gx, output = np.where(x > 0, gy, 0), "preallocated (np.copyto of 1.5 arrays' bytes)"
     else:
         t = _torch()
         tx, tgy = t.from_numpy(x), t.from_numpy(gy)
-        gx, faults = _timed(benchmark, lambda: t.ops.aten.threshold_backward(tgy, tx, 0), 10)
+        gx, faults = timed(lambda: t.ops.aten.threshold_backward(tgy, tx, 0), 10)
         gx, output = gx.numpy(), "allocated per call"
     err = _check(f"{impl} relu_backward", gx, np.where(x > 0, gy, 0))
     _record(benchmark, bench_info, "relu backward", "x".join(map(str, RELU_SHAPE)), impl, output, faults, err,
@@ -236,17 +228,17 @@ def _log_softmax64(x):
 
 @pytest.mark.parametrize("case", [(s, impl) for s in SOFTMAX_SHAPES for impl in ("convkit", "torch")],
                          ids=lambda c: f"{c[0][0]}x{c[0][1]}-{c[1]}")
-def test_log_softmax(benchmark, bench_info, case):
+def test_log_softmax(benchmark, timed, bench_info, case):
     shape, impl = case
     x, _ = _softmax_inputs(shape)
     if impl == "convkit":
         out = np.full(shape, np.nan, np.float32)
-        y, faults = _timed(benchmark, lambda: convkit.log_softmax(x, 1, out=out), 200)
+        y, faults = timed(lambda: convkit.log_softmax(x, 1, out=out), 200)
         output = "preallocated out="
     else:
         t = _torch()
         tx = t.from_numpy(x)
-        y, faults = _timed(benchmark, lambda: t.log_softmax(tx, 1), 200)
+        y, faults = timed(lambda: t.log_softmax(tx, 1), 200)
         y, output = y.numpy(), "allocated per call"
     err = _check(f"{impl} log_softmax", y, _log_softmax64(x))
     _record(benchmark, bench_info, "log_softmax", f"{shape[0]}x{shape[1]}", impl, output, faults, err,
@@ -256,7 +248,7 @@ def test_log_softmax(benchmark, bench_info, case):
 @pytest.mark.parametrize("case", [(s, p, impl) for s in SOFTMAX_SHAPES for p in ("forward", "forward+backward")
                                   for impl in ("convkit", "torch")],
                          ids=lambda c: f"{c[0][0]}x{c[0][1]}-{c[1]}-{c[2]}")
-def test_cross_entropy(benchmark, bench_info, case):
+def test_cross_entropy(benchmark, timed, bench_info, case):
     shape, pass_, impl = case
     x, target = _softmax_inputs(shape)
     logp = _log_softmax64(x)
@@ -264,9 +256,9 @@ def test_cross_entropy(benchmark, bench_info, case):
     ref_grad = (np.exp(logp) - np.eye(shape[1])[target]) / shape[0]
     if impl == "convkit":
         if pass_ == "forward":
-            res, faults = _timed(benchmark, lambda: convkit.cross_entropy(x, target), 200)
+            res, faults = timed(lambda: convkit.cross_entropy(x, target), 200)
         else:
-            res, faults = _timed(benchmark, lambda: (convkit.cross_entropy(x, target),
+            res, faults = timed(lambda: (convkit.cross_entropy(x, target),
                                                      convkit.cross_entropy_backward(1.0, x, target)), 200)
     else:
         t = _torch()
@@ -280,7 +272,7 @@ def test_cross_entropy(benchmark, bench_info, case):
             loss.backward()
             return loss.detach(), tx.grad
         with t.set_grad_enabled(pass_ != "forward"):
-            res, faults = _timed(benchmark, run, 200)
+            res, faults = timed(run, 200)
         res = res.numpy() if pass_ == "forward" else (res[0].numpy(), res[1].numpy())
     if pass_ == "forward":
         err = _check(f"{impl} cross_entropy", res, ref_loss)

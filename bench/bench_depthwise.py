@@ -9,8 +9,8 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
               (+ grad_bias sum) / aten.convolution_backward
 over the nine depthwise layers of MobileNet-v1 at 224x224 (32x112x112 s1 ... 1024x7x7 s1),
 all three side by side in one run with the same inputs and thread count (--threads, default 2).
-Three warm-up calls per benchmark are excluded (the first calls after the other library's turn
-ran 1.5-10x slower: its OpenMP threads still spin, and the caches are cold). After timing, the last result is checked against
+Three warm-up calls per benchmark are excluded (bench/conftest.py `timed`: the first calls after
+the other library's turn ran 1.5-10x slower). After timing, the last result is checked against
 a float64 reference (torch float64 when importable, else NumPy): max|y - ref|/max|ref| <= 1e-4.
 FLOPs: forward 2*MACs, backward 4*MACs (grad_x + grad_w). The convkit and torch rows are
 recorded as op "conv2d", model "mobilenet_v1_dw", so bench/report.py tabulates them per layer
@@ -28,7 +28,6 @@ Report: python bench/report.py /tmp/dw.json
 Test:   python -m pytest tests/test_depthwise.py
 """
 import functools
-import resource
 import zlib
 
 import numpy as np
@@ -50,7 +49,6 @@ LAYERS = tuple(ConvLayer(f"{MODEL}.{c}x{h}x{h}_s{s}", MODEL, c, h, h, c, 3, s, 1
                                (256, 28, 2), (512, 14, 1), (512, 14, 2), (1024, 7, 1)))
 BATCH = 16
 ROUNDS = 15   # the median of 15: the small layers' 5-round medians moved by 2x between runs
-WARMUP = 3
 RTOL = 1e-4
 IMPLS = ("convkit", "convkit-gemm", "torch")
 CASES = [(layer, impl) for layer in LAYERS for impl in IMPLS]
@@ -125,19 +123,13 @@ def _check(what, got, ref):
     return err
 
 
-def _timed(benchmark, fn):
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + WARMUP)
-
-
 def _record(benchmark, bench_info, layer, impl, pass_, flops, output, faults, err):
     benchmark.group = f"depthwise {pass_} {layer.name}"
     info = benchmark.extra_info
     op = "conv2d-grouped-gemm" if impl == "convkit-gemm" else "conv2d"
     info.update({"op": op, "pass": pass_}, layer=layer.name, model=MODEL, model_layers=len(LAYERS),
                 batch=BATCH, impl=impl, flops=flops, output=output,
-                minor_faults_per_call=round(faults, 1), max_rel_err=err, warmup_calls=WARMUP, **bench_info)
+                minor_faults_per_call=round(faults, 1), max_rel_err=err, **bench_info)
     if benchmark.stats is not None:
         median = benchmark.stats.stats.median
         info["median_ms"] = median * 1e3
@@ -145,22 +137,22 @@ def _record(benchmark, bench_info, layer, impl, pass_, flops, output, faults, er
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_depthwise_forward(benchmark, bench_info, case):
+def test_depthwise_forward(benchmark, timed, bench_info, case):
     layer, impl = case
     x, w, b, _ = _inputs(layer)
     args = _torch_args(layer)
     if impl == "convkit":
         out = np.full(layer.out_shape(BATCH), np.nan, np.float32)
-        y, faults = _timed(benchmark, lambda: convkit.conv2d(x, w, b, *args, out=out))
+        y, faults = timed(lambda: convkit.conv2d(x, w, b, *args, out=out))
         output = "preallocated out="
     elif impl == "convkit-gemm":
-        y, faults = _timed(benchmark, _gemm_forward(layer))
+        y, faults = timed(_gemm_forward(layer))
         output = "preallocated"
     else:
         pytest.importorskip("torch")
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
         with torch.no_grad():
-            y, faults = _timed(benchmark, lambda: torch.nn.functional.conv2d(tx, tw, tb, *args))
+            y, faults = timed(lambda: torch.nn.functional.conv2d(tx, tw, tb, *args))
         y = y.numpy()
         output = "allocated per call (c10 CPU allocator)"
     err = _check(f"{impl} depthwise {layer.name}", y, _reference(layer, "forward"))
@@ -169,19 +161,19 @@ def test_depthwise_forward(benchmark, bench_info, case):
 
 @pytest.mark.backward
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_depthwise_backward(benchmark, bench_info, case):
+def test_depthwise_backward(benchmark, timed, bench_info, case):
     layer, impl = case
     x, w, _, gy = _inputs(layer)
     if impl == "convkit":
-        grads, faults = _timed(benchmark, lambda: convkit.conv2d_backward(gy, x, w, *_torch_args(layer)))
+        grads, faults = timed(lambda: convkit.conv2d_backward(gy, x, w, *_torch_args(layer)))
     elif impl == "convkit-gemm":
-        grads, faults = _timed(benchmark, _gemm_backward(layer))
+        grads, faults = timed(_gemm_backward(layer))
     else:
         pytest.importorskip("torch")
         tgy, tx, tw = (torch.from_numpy(a) for a in (gy, x, w))
         aten_args = _aten_args(layer)
         with torch.no_grad():
-            grads, faults = _timed(benchmark, lambda: torch.ops.aten.convolution_backward(tgy, tx, tw, *aten_args))
+            grads, faults = timed(lambda: torch.ops.aten.convolution_backward(tgy, tx, tw, *aten_args))
         grads = [g.numpy() for g in grads]
     ref = _reference(layer, "backward")
     errs = [_check(f"{impl} depthwise backward {layer.name}: {name}", got, want)

@@ -8,7 +8,7 @@ The torch twin's parameters are views of the convkit model's arrays: the same we
 copy. ReLU is inplace on both sides (as torchvision and Caffe build AlexNet). Input: seeded
 standard-normal float32 (N, 3, 224, 224) / (N, 3, 227, 227). Output memory: both libraries
 allocate every activation on every call (convkit's layers have no out=; torch has no
-caching allocator on CPU). One warm-up call per benchmark is excluded.
+caching allocator on CPU). Three warm-up calls per benchmark are excluded (bench/conftest.py `timed`).
 
 After timing, the last output is checked against a float64 reference: the torch twin in
 float64 when torch is importable, else the same convkit model built in float64 (same seed);
@@ -37,7 +37,7 @@ except ImportError:
     torch = None
 
 IMPLS = ("convkit", "torch")
-ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (plus one warm-up round)
+ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (after conftest.WARMUP_CALLS warm-up calls)
 RTOL = 1e-4
 CASES = [(name, n, impl) for name in WHOLE_MODELS for n in (1, 16) for impl in IMPLS]
 
@@ -64,7 +64,7 @@ def _reference(name, n):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-batch{c[1]}-{c[2]}")
-def test_alexnet_forward(benchmark, bench_info, case):
+def test_alexnet_forward(benchmark, timed, bench_info, case):
     name, n, impl = case
     model, x = _model(name), _input(name, n)
     if impl == "convkit":
@@ -78,7 +78,7 @@ def test_alexnet_forward(benchmark, bench_info, case):
         def fn():
             with torch.no_grad():
                 return twin(tx).numpy()
-    y = benchmark.pedantic(fn, rounds=ROUNDS[n], warmup_rounds=1, iterations=1)
+    y, _ = timed(fn, ROUNDS[n])
     ref = _reference(name, n)
     err = float(np.max(np.abs(y - ref)) / np.max(np.abs(ref)))
     assert err <= RTOL, f"{impl} {name} batch {n}: max relative error {err:.3g} > {RTOL:g}"

@@ -10,7 +10,7 @@ What it measures: median wall time per call and effective bandwidth (extra_info[
                           thread: the baseline of the brief), and torch's Tensor.copy_ with the
                           benchmark's threads (the bandwidth several threads can reach)
 convkit and torch side by side in one run, same inputs and thread count (--threads, default
-2). One warm-up call per benchmark is excluded from the timings. After timing, the last
+2). Three warm-up calls per benchmark (bench/conftest.py `timed`) are excluded from the timings. After timing, the last
 result is checked against the float64 loops of convkit.reference:
 max|y - ref| / max|ref| <= 1e-4, so a fast wrong kernel cannot pass.
 
@@ -39,7 +39,6 @@ Test:   python -m pytest tests/test_batch_norm.py tests/test_group_norm.py tests
 """
 import functools
 import json
-import resource
 import sys
 import zlib
 from typing import NamedTuple
@@ -56,7 +55,7 @@ except ImportError:
     torch = None
 
 RTOL = 1e-4                 # max|y - ref| / max|ref| allowed after timing
-ROUNDS = 10                 # timed rounds (plus one warm-up round)
+ROUNDS = 10                 # timed rounds (after conftest.WARMUP_CALLS warm-up calls)
 LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
 EPS = 1e-5
 
@@ -207,15 +206,6 @@ def _check_result(case, impl, result):
     return max(_check(f"{impl} {case.name} [{i}]", np.asarray(g), w) for i, (g, w) in enumerate(zip(got, want)))
 
 
-# --------------------------------------------------------------------------- timing
-
-def _timed(benchmark, fn):
-    """benchmark.pedantic (1 warm-up round, ROUNDS timed, 1 call each) -> (last result, faults/call)."""
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + 1)
-
-
 def _record(benchmark, bench_info, case_op, pass_, shape, impl, nbytes, output, faults, err):
     benchmark.group = f"{case_op} {pass_} {'x'.join(map(str, shape))}"
     info = benchmark.extra_info
@@ -238,7 +228,7 @@ def _record(benchmark, bench_info, case_op, pass_, shape, impl, nbytes, output, 
 
 @pytest.mark.parametrize("impl", ["numpy", "torch"])
 @pytest.mark.parametrize("shape", COPY_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_copy_baseline(benchmark, bench_info, shape, impl):
+def test_copy_baseline(benchmark, timed, bench_info, shape, impl):
     x = _inputs(shape)[0]
     out = np.full(shape, np.nan, np.float32)
     if impl == "numpy":
@@ -247,7 +237,7 @@ def test_copy_baseline(benchmark, bench_info, shape, impl):
         pytest.importorskip("torch")
         tx, tout = torch.from_numpy(x), torch.from_numpy(out)
         fn = lambda: tout.copy_(tx)
-    _, faults = _timed(benchmark, fn)
+    _, faults = timed(fn)
     np.testing.assert_array_equal(out, x)
     gbps = _record(benchmark, bench_info, "copy", "copy", shape, impl, 2 * x.nbytes, "preallocated", faults, 0.0)
     if gbps:
@@ -256,15 +246,15 @@ def test_copy_baseline(benchmark, bench_info, shape, impl):
 
 @pytest.mark.parametrize("impl", ["convkit", "torch"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_norm(benchmark, bench_info, case, impl):
+def test_norm(benchmark, timed, bench_info, case, impl):
     if impl == "convkit":
         fn, output = _convkit_call(case)
-        result, faults = _timed(benchmark, fn)
+        result, faults = timed(fn)
     else:
         pytest.importorskip("torch")
         fn, output = _torch_call(case), "allocated per call (c10 CPU allocator)"
         with torch.no_grad():
-            result, faults = _timed(benchmark, fn)
+            result, faults = timed(fn)
         result = result.numpy() if hasattr(result, "numpy") else [r.numpy() for r in result]
     err = _check_result(case, impl, result)
     nbytes = case.tensors * int(np.prod(case.shape)) * 4

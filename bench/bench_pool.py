@@ -12,7 +12,7 @@ count (--threads, default 2). GB/s counts the bytes an op must move once: inputs
 outputs written (indices: 8 bytes each). "copy" is the bandwidth baseline: np.copyto of the
 same number of bytes (half read, half written) into a preallocated, touched array, so
 extra_info["pct_of_copy"] (convkit and torch) = GB/s / copy GB/s of the same case.
-One warm-up call per benchmark is excluded. After timing, the result of the last timed call
+Three warm-up calls per benchmark (bench/conftest.py `timed`) are excluded. After timing, the result of the last timed call
 is checked against float64 torch (or a NumPy sliding-window reference without torch): values
 to 1e-4 relative error, max-pool values and indices exactly.
 
@@ -31,7 +31,6 @@ Report: python bench/bench_pool.py /tmp/pool.json      (markdown table; bench/re
 Test:   python -m pytest tests/test_max_pool.py tests/test_avg_pool.py tests/test_adaptive_pool.py
 """
 import functools
-import resource
 import zlib
 from dataclasses import dataclass
 
@@ -179,15 +178,6 @@ def _traffic(case, x, gy, idx):
     return x.nbytes + 4 * out + (8 * out if case.op == "max_indices" else 0)
 
 
-# --------------------------------------------------------------------------- timing
-
-def _timed(benchmark, fn):
-    """benchmark.pedantic (1 warm-up round, ROUNDS timed, 1 call each) -> (last result, faults/call)."""
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + 1)
-
-
 _copy_gbps = {}   # case name -> copy GB/s of this run (the copy case runs first per layer)
 
 
@@ -204,7 +194,7 @@ def _convkit_call(case, x, gy, idx):
 
 
 @pytest.mark.parametrize("param", [(c, i) for c in CASES for i in IMPLS], ids=_case_id)
-def test_pool(benchmark, bench_info, param):
+def test_pool(benchmark, timed, bench_info, param):
     case, impl = param
     x, gy, idx = _inputs(case)
     nbytes = _traffic(case, x, gy, idx)
@@ -212,17 +202,17 @@ def test_pool(benchmark, bench_info, param):
     if impl == "copy":
         src = np.ones(nbytes // 8, np.float32)
         dst = np.zeros_like(src)
-        _, faults = _timed(benchmark, lambda: np.copyto(dst, src))
+        _, faults = timed(lambda: np.copyto(dst, src))
         output = "preallocated"
     elif impl == "convkit":
         fn, output = _convkit_call(case, x, gy, idx)
-        result, faults = _timed(benchmark, fn)
+        result, faults = timed(fn)
         err = _check(f"convkit {case.name}", result, _reference(case))
     else:
         pytest.importorskip("torch")
         args = [torch.from_numpy(a) for a in (x, gy, idx) if a is not None]
         with torch.no_grad():
-            result, faults = _timed(benchmark, lambda: _torch_forward(case, *args))
+            result, faults = timed(lambda: _torch_forward(case, *args))
         result = tuple(r.numpy() for r in result) if isinstance(result, tuple) else result.numpy()
         err = _check(f"torch {case.name}", result, _reference(case))
         output = "allocated per call (c10 CPU allocator)"

@@ -10,7 +10,7 @@ between two preallocated, touched arrays, so bandwidth reads as % of copy
 (extra_info["copy_gbps"] on each convkit/torch result: the copy of the same case, same run).
 Bytes counted: unpool forward x + int64 indices + output; unpool backward grad_out (every
 cache line is read) + indices + grad_x; upsample input + output (bed-of-nails backward: only
-the even rows of grad_out are read). One warm-up call excluded.
+the even rows of grad_out are read). Three warm-up calls excluded (bench/conftest.py `timed`).
 
 PyTorch counterparts: F.max_unpool2d; torch.gather of grad_out at the indices (what autograd
 runs for max_unpool2d's input gradient); F.interpolate(scale_factor=2); aten
@@ -30,7 +30,6 @@ Table: python bench/bench_resample.py /tmp/r.json     (markdown, from the JSON's
 Test:  python -m pytest tests/test_max_unpool.py tests/test_upsample.py
 """
 import functools
-import resource
 
 import numpy as np
 import pytest
@@ -171,7 +170,7 @@ _copy_gbps = {}   # (op, pass, c, h) -> GB/s of the copy baseline measured in th
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_resample(benchmark, bench_info, case):
+def test_resample(benchmark, timed, bench_info, case):
     op, pass_, c, h, impl = case
     x, gy, idx = _data(op, c, h)
     nbytes = _bytes(op, pass_, c, h)
@@ -182,9 +181,7 @@ def test_resample(benchmark, bench_info, case):
         fn, output = _torch_call(op, pass_, x, gy, idx), "allocated per call (c10 CPU allocator)"
     else:
         fn, output = _copy_call(nbytes), "preallocated, touched"
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    result = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (ROUNDS + 1)
+    result, faults = timed(fn)
     err = None
     if impl != "copy":
         got = result.numpy() if torch is not None and isinstance(result, torch.Tensor) else result

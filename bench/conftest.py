@@ -6,12 +6,14 @@ Machine info written into the --benchmark-json file (besides pytest-benchmark's 
 convkit version / cpu_isa / threads / OpenMP, numpy and torch versions and threads, CPU model,
 and the float32 FMA peak measured at session start (bench/peak.py) for "% of peak".
 The same threads and cpu_isa also go into every benchmark's extra_info (fixture `bench_info`).
+Fixture `timed`: how every CPU benchmark times its calls (warm-up calls, then single-call rounds).
 
 Run: cd /work/main && python -m pytest bench/bench_conv2d.py --benchmark-only \
          --benchmark-json=/tmp/b.json -p no:cacheprovider
 """
 import os
 import platform
+import resource
 import sys
 
 import pytest
@@ -68,6 +70,25 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+WARMUP_CALLS = 3   # untimed calls before each benchmark's rounds
+
+
+@pytest.fixture
+def timed(benchmark, request):
+    """timed(fn, rounds=the module's ROUNDS) -> (fn's last result, minor page faults per call):
+    `benchmark.pedantic` with WARMUP_CALLS untimed calls, then `rounds` timed rounds of one
+    call each. The warm-up calls let the previous benchmark's OpenMP threads (the other
+    library's runtime, or our own) stop spinning on the 2 cores, and warm the caches: the
+    first calls after torch's turn ran 1.5-10x slower (docs/benchmarking.md, "Noise")."""
+    def run(fn, rounds=None):
+        rounds = request.module.ROUNDS if rounds is None else rounds
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        result = benchmark.pedantic(fn, rounds=rounds, warmup_rounds=WARMUP_CALLS, iterations=1)
+        benchmark.extra_info["warmup_calls"] = WARMUP_CALLS
+        return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (rounds + WARMUP_CALLS)
+    return run
 
 
 @pytest.fixture(scope="session")
