@@ -38,8 +38,9 @@
 // plane of 1 MiB (224x224); the rest goes to depthwise_lanes.hpp, channels across the lanes.
 //
 // Files: depthwise_rows.hpp (inner loops), depthwise_buffers.hpp (padded buffers, layouts),
-// depthwise_lanes.hpp (channels across lanes), this file (the three kernels); depthwise_isa.cpp compiles them per instruction set and
-// depthwise_dispatch.cpp picks one at run time (depthwise.hpp).
+// depthwise_lanes.hpp (channels across lanes), this file (the three kernels);
+// depthwise_isa.cpp compiles them per instruction set and depthwise_dispatch.cpp picks one at
+// run time (depthwise.hpp).
 // Test: python -m pytest tests/test_depthwise.py    Bench: python -m pytest bench/bench_depthwise.py
 #pragma once
 #include <vector>

@@ -78,8 +78,8 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
     const index_t safe_planes = planes * hw >= reach ? (planes * hw - reach) / hw + 1 : 0;
     const int nt = num_threads();
     // Tasks are runs of consecutive planes, done in order: a plane's last rows may spill into
-    // the next planes of its run, which are written after it (the run's last plane, and a
-    // plane smaller than a row's vectors, copy those rows through the stack instead).
+    // the next planes of its run, which are written after it (rows whose spill would pass the
+    // run's last plane go through the stack instead).
     const index_t run = std::max<index_t>(1, planes / (64 * static_cast<index_t>(nt)));
 #pragma omp parallel for num_threads(nt) schedule(dynamic)
     for (index_t task = 0; task < ceil_div(planes, run); ++task)
