@@ -178,6 +178,20 @@ inline V even_lanes(V a, V b) {
     return even_lanes(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
 }
 
+// Every third lane of a, b, c (a first): a[0], a[3], ..., then b's and c's (stride 3: two
+// two-source picks and one that merges them).
+template <class V, std::size_t... i>
+inline V every_third_lane(V a, V b, V c, std::index_sequence<i...>) {
+    constexpr std::size_t L = sizeof...(i);
+    const V from_ab = pick_lanes<(3 * i < 2 * L ? 3 * i : 0)...>(a, b);
+    const V from_c = pick_lanes<(3 * i < 2 * L ? 0 : 3 * i - 2 * L)...>(c, c);
+    return pick_lanes<(3 * i < 2 * L ? i : L + i)...>(from_ab, from_c);
+}
+template <class V>
+inline V every_third_lane(V a, V b, V c) {
+    return every_third_lane(a, b, c, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
+}
+
 // a[k], ..., a[L-1], b[0], ..., b[k-1]: the lanes k places along (one valignd / palignr).
 template <int k, class V, std::size_t... i>
 inline V lanes_from(V a, V b, std::index_sequence<i...>) { return pick_lanes<(k + i)...>(a, b); }

@@ -9,7 +9,8 @@
 //   along W   the window max at every column of the row (K taps at +0 .. +K-1, one max each),
 //   down H    the max of the K row results of an output row's window, kept in registers
 //             (a window of K rows slides down by S: only S new rows per output row),
-//   pick      stride 2: the even lanes (one permute), stride 1: the lanes as they are.
+//   pick      stride 2: the even lanes (one permute), stride 3: every third lane (three),
+//             stride 1: the lanes as they are.
 // The scans run along each row, then down, each with "greater replaces" (one max instruction),
 // so ties go to the first maximum in row-major window order, sign of zero included, as in
 // PyTorch. With indices, each row result also carries the flat offset of its winner (integer
@@ -67,7 +68,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
     I column[B];   // b*L + lane: a row vector's columns
     for (int b = 0; b < B; ++b)
         for (index_t l = 0; l < L; ++l) column[b][l] = Lane(b * L + l);
-    constexpr int NO = S == 2 ? (B + 1) / 2 : B;   // output vectors per row
+    constexpr int NO = (B + S - 1) / S;   // output vectors per row
     // (locals: the index stores could alias the fields of s, which would then be reloaded)
     const index_t w = s.w, hw = s.h * w, oh_count = s.oh, ow = s.ow, ohw = oh_count * ow, planes = s.planes;
     // The rows of a plane that can be stored as whole vectors: their spill stays inside the
@@ -122,7 +123,10 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
                     if constexpr (Idx) m.at[b] = greater ? win[k].at[b] : m.at[b];
                 }
             const auto pick = [&](const auto* row_vecs, int i) {   // output vector i of the row
-                return S == 1 ? row_vecs[i] : even_lanes(row_vecs[2 * i], row_vecs[std::min(2 * i + 1, B - 1)]);
+                const auto at = [&](int b) { return row_vecs[std::min(b, B - 1)]; };
+                if constexpr (S == 1) return row_vecs[i];
+                else if constexpr (S == 2) return even_lanes(at(2 * i), at(2 * i + 1));
+                else return every_third_lane(at(3 * i), at(3 * i + 1), at(3 * i + 2));
             };
             T* yr = yp + oh * ow;
             const bool whole = oh < whole_in_run;
@@ -149,11 +153,15 @@ template <int B, class T>
 void max_pool2d_short_rows_b(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     const auto run = [&](auto with_indices) {
         constexpr bool Idx = decltype(with_indices)::value;
-        const bool two = s.stride_h == 2, k3 = s.kh == 3;
-        if (two) return k3 ? max_pool2d_short_rows_as<Idx, 2, 3, B>(out, indices, x, s)
-                           : max_pool2d_short_rows_as<Idx, 2, 2, B>(out, indices, x, s);
-        return k3 ? max_pool2d_short_rows_as<Idx, 1, 3, B>(out, indices, x, s)
-                  : max_pool2d_short_rows_as<Idx, 1, 2, B>(out, indices, x, s);
+        const bool k3 = s.kh == 3;
+        switch (s.stride_h) {
+            case 3: return k3 ? max_pool2d_short_rows_as<Idx, 3, 3, B>(out, indices, x, s)
+                              : max_pool2d_short_rows_as<Idx, 3, 2, B>(out, indices, x, s);
+            case 2: return k3 ? max_pool2d_short_rows_as<Idx, 2, 3, B>(out, indices, x, s)
+                              : max_pool2d_short_rows_as<Idx, 2, 2, B>(out, indices, x, s);
+            default: return k3 ? max_pool2d_short_rows_as<Idx, 1, 3, B>(out, indices, x, s)
+                               : max_pool2d_short_rows_as<Idx, 1, 2, B>(out, indices, x, s);
+        }
     };
     if (indices) return run(std::true_type{});
     run(std::false_type{});

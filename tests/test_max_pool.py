@@ -136,14 +136,15 @@ def test_wide_rows_values_and_indices(backend, rng, cfg, dtype):
 
 # The NaN-free fast paths of max pooling, compares with > alone and a NaN found by a probe
 # sending the plane or task to PyTorch's rule: planes in registers (src/pool2d_short_rows.hpp:
-# no padding, 2x2/3x3, stride 1 or 2, rows of at most 8 vectors), rows read in place by the
+# no padding, 2x2/3x3, stride 1 to 3, rows of at most 8 vectors), rows read in place by the
 # separable kernel (src/pool2d_rows.hpp, left padding 1 included), indices found after the
 # values (src/pool2d_indices.hpp: AVX-512, output rows of 16 and more: w = 55, 56) or tracked
 # through both passes. So: one NaN at every position of a plane, for shapes that take each
 # route, with and without indices, on every instruction set.
 # (h, w, kernel, stride, padding, dilation); w = 55: the last window ends on the last column.
 FAST_GRID = [(h, w, k, s, p, d) for (h, w) in ((7, 55), (6, 56), (5, 23), (6, 17), (13, 13), (5, 9), (6, 8), (9, 4))
-             for (k, s, p, d) in ((3, 2, 0, 1), (2, 2, 0, 1), (3, 1, 0, 1), (4, 2, 0, 1), (3, 2, 0, 2), (3, 2, 1, 1))
+             for (k, s, p, d) in ((3, 2, 0, 1), (2, 2, 0, 1), (3, 1, 0, 1), (4, 2, 0, 1), (3, 2, 0, 2), (3, 2, 1, 1),
+                                  (3, 3, 0, 1), (2, 3, 0, 1))
              if w + 2 * p > d * (k - 1)]
 
 
@@ -294,9 +295,10 @@ def test_any_memory_layout_every_pool_op(rng, layout):
         np.testing.assert_array_equal(a, a0)
 
 
+@pytest.mark.parametrize("stride", [2, 3])
 @pytest.mark.parametrize("hw", [(5, 9), (13, 13), (3, 3)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_short_rows_spill_into_the_next_planes(rng, hw, threads):
+def test_short_rows_spill_into_the_next_planes(rng, hw, threads, stride):
     """Planes in registers store whole output rows, the lanes past OW landing in the next
     planes of a task's run of planes (src/pool2d_short_rows.hpp): thousands of planes (runs of
     several), output planes smaller than a vector (3x3 and 5x9 -> 1 and 8 values), NaNs in
@@ -304,12 +306,12 @@ def test_short_rows_spill_into_the_next_planes(rng, hw, threads):
     h, w = hw
     x = rng.standard_normal((3, 700, h, w)).astype(np.float32)
     x.reshape(-1, h * w)[rng.choice(2100, size=40, replace=False), rng.integers(0, h * w, size=40)] = np.nan
-    want, want_idx = ref.max_pool2d(x, 3, 2, return_indices=True)
+    want, want_idx = ref.max_pool2d(x, 3, stride, return_indices=True)
     before = convkit.get_num_threads()
     try:
         convkit.set_num_threads(threads)
-        np.testing.assert_array_equal(convkit.max_pool2d(x, 3, 2), want.astype(np.float32))
-        y, idx = convkit.max_pool2d(x, 3, 2, return_indices=True)
+        np.testing.assert_array_equal(convkit.max_pool2d(x, 3, stride), want.astype(np.float32))
+        y, idx = convkit.max_pool2d(x, 3, stride, return_indices=True)
     finally:
         convkit.set_num_threads(before)
     np.testing.assert_array_equal(y, want.astype(np.float32))
