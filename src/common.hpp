@@ -27,6 +27,9 @@ struct Conv2dSizes {
 
 inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+// Input positions (along one axis, from the first window's start) that `out` windows of
+// `k` taps read at this stride and dilation: conv, depthwise and pooling buffers alike.
+inline index_t windows_span(index_t out, index_t stride, index_t k, index_t dil) { return (out - 1) * stride + (k - 1) * dil + 1; }
 
 // 64-byte aligned scratch memory (packing buffers); throws std::bad_alloc.
 struct AlignedFree { void operator()(void* p) const { std::free(p); } };

@@ -153,8 +153,8 @@ struct InputLayout {
         InputLayout L;
         L.len = round_up(s.ow, lanes<T>()) + (s.kw - 1) * s.dil_w / s.stride_w;
         L.pitch = s.stride_h * L.len;
-        const index_t rows = (s.oh - 1) * s.stride_h + (s.kh - 1) * s.dil_h + 1;
-        const index_t cols = (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w + 1;
+        const index_t rows = windows_span(s.oh, s.stride_h, s.kh, s.dil_h);
+        const index_t cols = windows_span(s.ow, s.stride_w, s.kw, s.dil_w);
         L.copy = PlaneCopy::make<T>(s.h, s.w, rows, s.pad_h, s.stride_w, L.len, s.pad_w, cols - s.pad_w);
         for (index_t kh = 0; kh < s.kh; ++kh)
             for (index_t kw = 0; kw < s.kw; ++kw) {

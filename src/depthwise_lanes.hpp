@@ -125,8 +125,8 @@ template <class T> struct LanePlane {
     std::vector<index_t> tap_offset;   // kh*dh*pitch + kw*dw
 
     // Rows and columns the taps read, or the padded input's, whichever is more.
-    static index_t rows_of(const Conv2dSizes& s) { return std::max((s.oh - 1) * s.stride_h + (s.kh - 1) * s.dil_h + 1, s.pad_h + s.h); }
-    static index_t pitch_of(const Conv2dSizes& s) { return std::max((s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w + 1, s.pad_w + s.w); }
+    static index_t rows_of(const Conv2dSizes& s) { return std::max(windows_span(s.oh, s.stride_h, s.kh, s.dil_h), s.pad_h + s.h); }
+    static index_t pitch_of(const Conv2dSizes& s) { return std::max(windows_span(s.ow, s.stride_w, s.kw, s.dil_w), s.pad_w + s.w); }
 
     static LanePlane of(const Conv2dSizes& s) {
         LanePlane L;

@@ -45,7 +45,7 @@ struct PhaseLayout {
 
 // Padded width holding the input and every window (ceil_mode windows may run past the padding).
 inline index_t padded_width(const Pool2dSizes& s) {
-    return std::max(s.pad_w + s.w, (s.ow - 1) * s.stride_w + (s.kw - 1) * s.dil_w + 1);
+    return std::max(s.pad_w + s.w, windows_span(s.ow, s.stride_w, s.kw, s.dil_w));
 }
 
 // How every padded row maps onto its sw column phases. Positions [j_in, j_end) of every

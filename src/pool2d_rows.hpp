@@ -92,7 +92,7 @@ inline V window_max(const T* at, index_t taps, index_t step) {
 }
 
 // Padded input rows read by n_oh consecutive output rows.
-inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return (n_oh - 1) * s.stride_h + (s.kh - 1) * s.dil_h + 1; }
+inline index_t rows_read(const Pool2dSizes& s, index_t n_oh) { return windows_span(n_oh, s.stride_h, s.kh, s.dil_h); }
 
 // First tap along one axis whose input position start + k*dil is >= 0.
 inline index_t first_tap(index_t start, index_t dil) { return start >= 0 ? 0 : ceil_div(-start, dil); }
