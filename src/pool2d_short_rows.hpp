@@ -41,19 +41,50 @@ namespace CONVKIT_ISA {
 template <class V, class I, int B, bool Idx> struct RowVecs { V v[B]; };
 template <class V, class I, int B> struct RowVecs<V, I, B, true> { V v[B]; I at[B]; };
 
-// window_max_shifted (pool2d_rows.hpp) that also gives each lane's winning tap, 0 .. K-1.
+// window_max_shifted (pool2d_rows.hpp) that also gives each lane's winner: base + its tap
+// (0 .. K-1), base being the offsets of the lanes' first taps.
 template <int K, class V, class I>
-inline void window_argmax_shifted(V v, V next, V& m, I& tap) {
+inline void window_argmax_shifted(V v, V next, I base, V& m, I& at) {
     static_assert(K >= 2 && K <= 3, "taps 2 and 3 are written out");
     m = v;
-    tap = I{};
-    const auto take = [&](V t, int k) {
+    at = base;
+    const auto take = [&](V t, int k) {   // a masked add: at = greater ? base + k : at
         const auto greater = t > m;
         m = greater ? t : m;
-        tap = greater ? I{} + k : tap;
+        at = greater ? base + k : at;
     };
     take(lanes_from<1>(v, next), 1);
     if constexpr (K == 3) take(lanes_from<2>(v, next), 2);
+}
+
+// The lanes lo, lo + 1, .. of `at` (as many as i...), widened to index_t (one sign-extending
+// move: GCC's own conversion took four instructions).
+template <std::size_t lo, class I, std::size_t... i>
+inline auto widened_lanes(I at, std::index_sequence<i...>) {
+    typedef index_t Wide __attribute__((vector_size(sizeof...(i) * sizeof(index_t))));
+#if defined(__AVX512F__)
+    if constexpr (sizeof(I) == 64)
+        return (Wide)_mm512_cvtepi32_epi64(lo ? _mm512_extracti64x4_epi64((__m512i)at, 1) : _mm512_castsi512_si256((__m512i)at));
+#endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(I) == 32)
+        return (Wide)_mm256_cvtepi32_epi64(lo ? _mm256_extracti128_si256((__m256i)at, 1) : _mm256_castsi256_si128((__m256i)at));
+#endif
+    return __builtin_convertvector(__builtin_shufflevector(at, at, (lo + i)...), Wide);
+}
+
+// dst[0, n) = the first n offsets of `at` (n <= its lanes), widened to index_t, as whole
+// vectors (what they store past n is scratch). int32 offsets go a half at a time, and the
+// upper half only when n needs it (GCC kept a 16-lane int64 vector on the stack).
+template <class I>
+inline void store_offsets(index_t* dst, I at, index_t n) {
+    constexpr std::size_t L = sizeof(I) / sizeof(at[0]);
+    if constexpr (sizeof(at[0]) == sizeof(index_t)) {
+        store(dst, at);
+    } else {
+        store(dst, widened_lanes<0>(at, std::make_index_sequence<L / 2>{}));
+        if (n > index_t(L / 2)) store(dst + L / 2, widened_lanes<L / 2>(at, std::make_index_sequence<L / 2>{}));
+    }
 }
 
 template <bool Idx, int S, int K, int B, class T>
@@ -102,8 +133,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
             for (int b = 0; b < B; ++b) {   // the last vector's own lanes suffice for its taps (W <= B*L)
                 const V next = v[std::min(b + 1, B - 1)];
                 if constexpr (Idx) {
-                    window_argmax_shifted<K>(v[b], next, r.v[b], r.at[b]);
-                    r.at[b] += column[b] + Lane(ih * w);
+                    window_argmax_shifted<K>(v[b], next, column[b] + Lane(ih * w), r.v[b], r.at[b]);
                 } else {
                     r.v[b] = window_max_shifted<K>(v[b], next);
                 }
@@ -137,7 +167,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
                 index_t* ir = ip + oh * ow;
                 alignas(sizeof(Wide)) index_t row_at[NO * L];
                 for (int i = 0; i < NO; ++i)
-                    store(whole ? ir + i * L : row_at + i * L, __builtin_convertvector(pick(m.at, i), Wide));
+                    store_offsets(whole ? ir + i * L : row_at + i * L, pick(m.at, i), ow - i * L);
                 if (!whole) copy_stored<index_t, Wide>(ir, row_at, ow);
             }
             if (++oh == oh_count) break;
