@@ -6,7 +6,7 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
 over the layer table convkit/layer_table.py (AlexNet torchvision + Caffe variants, the ResNet-18
 and VGG-16 3x3 convs, one entry per distinct shape; model sums weight each by its count),
 both libraries side by side in one run with the same inputs and thread count (--threads,
-default 2). Three warm-up calls per benchmark are excluded from the timings
+default 2). Warm-up calls (at least 3, for at least 20 ms) are excluded from the timings
 (bench/conftest.py `timed`). After timing, the
 result of the last timed call is checked against a float64 reference (torch float64 when
 torch is importable, else the NumPy im2col reference below): max|y - ref| / max|ref| <= 1e-4,
@@ -43,7 +43,7 @@ except ImportError:
     torch = None
 
 IMPLS = ("convkit", "torch")
-ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (after conftest.WARMUP_CALLS warm-up calls)
+ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (after conftest.warm_up's calls)
 RTOL = 1e-4                      # max|y - ref| / max|ref| allowed after timing
 
 FORWARD = [(layer, n, impl) for layer in LAYERS for n in (1, 16) for impl in IMPLS]

@@ -5,7 +5,7 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
     forward   convkit.conv_transpose2d vs torch.nn.functional.conv_transpose2d
     backward  convkit.conv_transpose2d_backward vs aten.convolution_backward(transposed=True)
 on the upsampling layers below (batch 16), both libraries side by side in one run with the
-same inputs and thread count (--threads, default 2). Three warm-up calls (bench/conftest.py `timed`) are excluded. After
+same inputs and thread count (--threads, default 2). Warm-up calls (bench/conftest.py `timed`: 3 and 20 ms at least) are excluded. After
 timing, the last result is checked against a float64 reference (torch float64 when torch
 is importable, else convkit's float64 path, itself tested against convkit.reference):
 max|y - ref|/max|ref| <= 1e-4. FLOPs: forward 2*MACs with MACs = N*C_in*H*W*(C_out/groups)*kH*kW

@@ -15,7 +15,7 @@ What it measures (median wall time per call; extra_info carries the rates):
     cross_entropy      same shapes: forward (mean) vs F.cross_entropy, and forward + backward
                        vs F.cross_entropy + autograd backward.
 Threads: --threads (default 2) for both libraries (bench/conftest.py); numpy's OpenBLAS uses
-its own setting (OPENBLAS_NUM_THREADS). Three warm-up calls (bench/conftest.py `timed`) are excluded; each result is
+its own setting (OPENBLAS_NUM_THREADS). Warm-up calls (bench/conftest.py `timed`: 3 and 20 ms at least) are excluded; each result is
 checked after timing (max|y - ref| / max|ref| <= 1e-4 against float64), so a fast wrong
 kernel cannot pass.
 

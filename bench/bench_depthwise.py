@@ -9,8 +9,8 @@ What it measures: median wall time per call, and GFLOP/s (extra_info["gflops"]),
               (+ grad_bias sum) / aten.convolution_backward
 over the nine depthwise layers of MobileNet-v1 at 224x224 (32x112x112 s1 ... 1024x7x7 s1),
 all three side by side in one run with the same inputs and thread count (--threads, default 2).
-Three warm-up calls per benchmark are excluded (bench/conftest.py `timed`: the first calls after
-the other library's turn ran 1.5-10x slower). After timing, the last result is checked against
+Warm-up calls are excluded (bench/conftest.py `timed`: 3 and 20 ms at least; the first calls
+after the other library's turn ran 1.5-10x slower). After timing, the last result is checked against
 a float64 reference (torch float64 when importable, else NumPy): max|y - ref|/max|ref| <= 1e-4.
 FLOPs: forward 2*MACs, backward 4*MACs (grad_x + grad_w). The convkit and torch rows are
 recorded as op "conv2d", model "mobilenet_v1_dw", so bench/report.py tabulates them per layer

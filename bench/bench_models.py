@@ -8,7 +8,7 @@ The torch twin's parameters are views of the convkit model's arrays: the same we
 copy. ReLU is inplace on both sides (as torchvision and Caffe build AlexNet). Input: seeded
 standard-normal float32 (N, 3, 224, 224) / (N, 3, 227, 227). Output memory: both libraries
 allocate every activation on every call (convkit's layers have no out=; torch has no
-caching allocator on CPU). Three warm-up calls per benchmark are excluded (bench/conftest.py `timed`).
+caching allocator on CPU). Warm-up calls (3 and 20 ms at least) are excluded (bench/conftest.py `timed`).
 
 After timing, the last output is checked against a float64 reference: the torch twin in
 float64 when torch is importable, else the same convkit model built in float64 (same seed);
@@ -37,7 +37,7 @@ except ImportError:
     torch = None
 
 IMPLS = ("convkit", "torch")
-ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (after conftest.WARMUP_CALLS warm-up calls)
+ROUNDS = {1: 20, 16: 5}          # timed rounds per batch size (after conftest.warm_up's calls)
 RTOL = 1e-4
 CASES = [(name, n, impl) for name in WHOLE_MODELS for n in (1, 16) for impl in IMPLS]
 

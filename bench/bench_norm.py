@@ -10,7 +10,7 @@ What it measures: median wall time per call and effective bandwidth (extra_info[
                           thread: the baseline of the brief), and torch's Tensor.copy_ with the
                           benchmark's threads (the bandwidth several threads can reach)
 convkit and torch side by side in one run, same inputs and thread count (--threads, default
-2). Three warm-up calls per benchmark (bench/conftest.py `timed`) are excluded from the timings. After timing, the last
+2). Warm-up calls (bench/conftest.py `timed`: 3 and 20 ms at least) are excluded from the timings. After timing, the last
 result is checked against the float64 loops of convkit.reference:
 max|y - ref| / max|ref| <= 1e-4, so a fast wrong kernel cannot pass.
 
@@ -55,7 +55,7 @@ except ImportError:
     torch = None
 
 RTOL = 1e-4                 # max|y - ref| / max|ref| allowed after timing
-ROUNDS = 10                 # timed rounds (after conftest.WARMUP_CALLS warm-up calls)
+ROUNDS = 10                 # timed rounds (after conftest.warm_up's calls)
 LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
 EPS = 1e-5
 

@@ -12,7 +12,7 @@ count (--threads, default 2). GB/s counts the bytes an op must move once: inputs
 outputs written (indices: 8 bytes each). "copy" is the bandwidth baseline: np.copyto of the
 same number of bytes (half read, half written) into a preallocated, touched array, so
 extra_info["pct_of_copy"] (convkit and torch) = GB/s / copy GB/s of the same case.
-Three warm-up calls per benchmark (bench/conftest.py `timed`) are excluded. After timing, the result of the last timed call
+Warm-up calls (bench/conftest.py `timed`: 3 and 20 ms at least) are excluded. After timing, the result of the last timed call
 is checked against float64 torch (or a NumPy sliding-window reference without torch): values
 to 1e-4 relative error, max-pool values and indices exactly.
 

@@ -10,7 +10,7 @@ between two preallocated, touched arrays, so bandwidth reads as % of copy
 (extra_info["copy_gbps"] on each convkit/torch result: the copy of the same case, same run).
 Bytes counted: unpool forward x + int64 indices + output; unpool backward grad_out (every
 cache line is read) + indices + grad_x; upsample input + output (bed-of-nails backward: only
-the even rows of grad_out are read). Three warm-up calls excluded (bench/conftest.py `timed`).
+the even rows of grad_out are read). Warm-up calls excluded (bench/conftest.py `timed`: 3 and 20 ms at least).
 
 PyTorch counterparts: F.max_unpool2d; torch.gather of grad_out at the indices (what autograd
 runs for max_unpool2d's input gradient); F.interpolate(scale_factor=2); aten

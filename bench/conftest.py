@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import sys
+import time
 
 import pytest
 
@@ -72,22 +73,37 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-WARMUP_CALLS = 3   # untimed calls before each benchmark's rounds
+# Untimed calls before each benchmark's rounds: at least WARMUP_CALLS, and for at least
+# WARMUP_SECONDS (docs/benchmarking.md, "Noise": after a pause the first ~50 calls of a
+# 0.06 ms kernel ran up to 2x slower than the steady ones).
+WARMUP_CALLS = 3
+WARMUP_SECONDS = 0.02
+
+
+def warm_up(fn) -> int:
+    """Calls fn untimed, WARMUP_CALLS times and for WARMUP_SECONDS at least; returns the count."""
+    calls, start = 0, time.perf_counter()
+    while calls < WARMUP_CALLS or time.perf_counter() - start < WARMUP_SECONDS:
+        fn()
+        calls += 1
+    return calls
 
 
 @pytest.fixture
 def timed(benchmark, request):
     """timed(fn, rounds=the module's ROUNDS) -> (fn's last result, minor page faults per call):
-    `benchmark.pedantic` with WARMUP_CALLS untimed calls, then `rounds` timed rounds of one
-    call each. The warm-up calls let the previous benchmark's OpenMP threads (the other
-    library's runtime, or our own) stop spinning on the 2 cores, and warm the caches: the
-    first calls after torch's turn ran 1.5-10x slower (docs/benchmarking.md, "Noise")."""
+    warm_up(fn), then `benchmark.pedantic` with `rounds` timed rounds of one call each. The
+    warm-up lets the previous benchmark's OpenMP threads (the other library's runtime, or our
+    own) stop spinning on the 2 cores, the cores come back to speed after the pause between
+    benchmarks, and the caches warm: the first calls after torch's turn ran 1.5-10x slower
+    (docs/benchmarking.md, "Noise"). extra_info["warmup_calls"] records the count."""
     def run(fn, rounds=None):
         rounds = request.module.ROUNDS if rounds is None else rounds
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        result = benchmark.pedantic(fn, rounds=rounds, warmup_rounds=WARMUP_CALLS, iterations=1)
-        benchmark.extra_info["warmup_calls"] = WARMUP_CALLS
-        return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (rounds + WARMUP_CALLS)
+        warmups = warm_up(fn)
+        result = benchmark.pedantic(fn, rounds=rounds, iterations=1)
+        benchmark.extra_info["warmup_calls"] = warmups
+        return result, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (rounds + warmups)
     return run
 
 

@@ -82,9 +82,9 @@ def _notes(rows):
             if pass_ == "forward":
                 faults[impl].append(b["extra_info"].get("minor_faults_per_call", 0))
     fl = ", ".join(f"{impl} {statistics.median(v):.0f}" for impl, v in faults.items() if v)
-    warm = "/".join(str(w) for w in sorted(warmups))
+    warm = f"{min(warmups)}-{max(warmups)}" if len(warmups) > 1 else f"{warmups.pop()}"
     return [f"Median of {'/'.join(str(r) for r in sorted(rounds))} timed rounds after {warm} warm-up "
-            f"call(s); ratio = convkit ms / torch ms (< 1: convkit faster). FLOPs: forward 2*MACs, "
+            f"call(s) (at least 3, for at least 20 ms); ratio = convkit ms / torch ms (< 1: convkit faster). FLOPs: forward 2*MACs, "
             f"backward 4*MACs (grad_x + grad_w).",
             "Output memory: convkit forward writes into a preallocated out= array; torch "
             "allocates its output on every call (no caching allocator on CPU); backward: both "
