@@ -29,13 +29,12 @@ struct Pool2dSizes {
 };
 
 // Whether max pooling runs a plane at a time in registers (src/pool2d_short_rows.hpp): square
-// 2x2 / 3x3 windows, equal strides 1 to 3, no padding, no dilation, every window inside the
-// plane, rows of at most 8 vectors of `lanes` values (and H*W < 2^31 with indices).
+// 2x2 / 3x3 windows, equal strides 1 to 3, padding 0 or 1, no dilation, the padded columns the
+// windows read in at most 8 vectors of `lanes` values (and H*W < 2^31 with indices).
 inline bool max_pool2d_short_rows_apply(const Pool2dSizes& s, index_t lanes, bool with_indices) {
     const index_t k = s.kh, st = s.stride_h;
-    return s.kw == k && (k == 2 || k == 3) && s.stride_w == st && st >= 1 && st <= 3 && s.pad_h == 0 &&
-           s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1 && (s.oh - 1) * st + k <= s.h &&
-           (s.ow - 1) * st + k <= s.w && s.w <= 8 * lanes &&
+    return s.kw == k && (k == 2 || k == 3) && s.stride_w == st && st >= 1 && st <= 3 && s.pad_h <= 1 &&
+           s.pad_w <= 1 && s.dil_h == 1 && s.dil_w == 1 && (s.ow - 1) * st + k <= 8 * lanes &&
            (!with_indices || s.h * s.w <= std::numeric_limits<std::int32_t>::max());
 }
 

@@ -4,8 +4,9 @@
 //
 // The separable kernel (pool2d_rows.hpp) stores its row results and reads them back; at these
 // sizes that store/load traffic and the per-row bookkeeping cost more than the maxima. Here
-// each input row is read once, straight from x, as B vectors (B <= 8; the lanes past W
-// read on into the next row and are never picked):
+// each input row is read once, straight from x, as B vectors of padded columns (B <= 8; the
+// lanes past the last window read on into the next row and are never picked; padding 1: the
+// row is read from one value before it, that left padding lane then read as column 0):
 //   along W   the window max at every column of the row (K taps at +0 .. +K-1, one max each),
 //   down H    the max of the K row results of an output row's window, kept in registers
 //             (a window of K rows slides down by S: only S new rows per output row),
@@ -17,10 +18,14 @@
 // lanes as wide as T, replaced under the same comparison), and the row result that wins down
 // H brings its offset along: the first row holding the window's maximum, and in it the first
 // column, which is PyTorch's row-major first maximum (an all -inf window: its first element).
+// Padding (0 or 1) and ceil_mode windows past the edge: a row of the top padding and the
+// left padding column read as row 0 and column 0, offsets included (never strictly greater:
+// the first maximum, or the first element inside the input, still wins); the bottom and
+// right padding and what lies past them read -inf.
 // Every input row an output reads is added into a probe while it is loaded; a plane
 // whose probe is NaN (a NaN in it, or inf - inf: a false alarm) runs PyTorch's rule element by
 // element instead, and so does a plane whose whole-vector reads would pass the end of x (the
-// last plane, at most).
+// last plane, at most) or start before it (plane 0 with left padding).
 // Output rows (and index rows) are stored as whole vectors in order, the lanes past OW landing
 // in the next row, written after; a task's planes are consecutive and done in order, so that
 // next row may be the next plane's first. Only the rows whose store would pass the task's
@@ -41,13 +46,14 @@ namespace CONVKIT_ISA {
 template <class V, class I, int B, bool Idx> struct RowVecs { V v[B]; };
 template <class V, class I, int B> struct RowVecs<V, I, B, true> { V v[B]; I at[B]; };
 
-// window_max_shifted (pool2d_rows.hpp) that also gives each lane's winner: base + its tap
-// (0 .. K-1), base being the offsets of the lanes' first taps.
+// window_max_shifted (pool2d_rows.hpp) that also gives each lane's winner: the offset of tap
+// k >= 1 is base + k, that of tap 0 `first` (base but where tap 0 is the left padding, read
+// as column 0).
 template <int K, class V, class I>
-inline void window_argmax_shifted(V v, V next, I base, V& m, I& at) {
+inline void window_argmax_shifted(V v, V next, I first, I base, V& m, I& at) {
     static_assert(K >= 2 && K <= 3, "taps 2 and 3 are written out");
     m = v;
-    at = base;
+    at = first;
     const auto take = [&](V t, int k) {   // a masked add: at = greater ? base + k : at
         const auto greater = t > m;
         m = greater ? t : m;
@@ -87,6 +93,12 @@ inline void store_offsets(index_t* dst, I at, index_t n) {
     }
 }
 
+// v with lane 0 replaced by lane 1 (the left padding column reads as column 0).
+template <class V, std::size_t... i>
+inline V first_lane_twice(V v, std::index_sequence<i...>) { return pick_lanes<(i == 0 ? 1 : i)...>(v, v); }
+template <class V>
+inline V first_lane_twice(V v) { return first_lane_twice(v, std::make_index_sequence<sizeof(V) / sizeof(v[0])>{}); }
+
 template <bool Idx, int S, int K, int B, class T>
 void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     // x (planes, H, W) -> out, indices (planes, OH, OW)
@@ -96,44 +108,83 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
     using Wide = typename TapLanes<T, index_t>::vec;
     using R = RowVecs<V, I, B, Idx>;
     constexpr index_t L = sizeof(V) / sizeof(T);
-    I column[B];   // b*L + lane: a row vector's columns
-    for (int b = 0; b < B; ++b)
-        for (index_t l = 0; l < L; ++l) column[b][l] = Lane(b * L + l);
     constexpr int NO = (B + S - 1) / S;   // output vectors per row
     // (locals: the index stores could alias the fields of s, which would then be reloaded)
-    const index_t w = s.w, hw = s.h * w, oh_count = s.oh, ow = s.ow, ohw = oh_count * ow, planes = s.planes;
+    const index_t w = s.w, h = s.h, hw = h * w, oh_count = s.oh, ow = s.ow, ohw = oh_count * ow, planes = s.planes;
+    const index_t pad_h = s.pad_h, pad_w = s.pad_w;
+    // Lane l of row vector b holds padded column b*L + l, input column b*L + l - pad_w; padded
+    // columns from `right` on (right padding, or past it with ceil_mode) read -inf.
+    const index_t right = w + pad_w;
+    const int first_masked = (ow - 1) * S + K > right ? int(right / L) : B;
+    // each lane's input column (-1: the left padding), the same read as column 0, and whether
+    // the lane lies before `right` (-1) or not (0)
+    I column[B], first_column[B], inside[B];
+    for (int b = 0; b < B; ++b)
+        for (index_t l = 0; l < L; ++l) {
+            column[b][l] = Lane(b * L + l - pad_w);
+            first_column[b][l] = std::max<Lane>(column[b][l], 0);
+            inside[b][l] = b * L + l < right ? -1 : 0;
+        }
     // The rows of a plane that can be stored as whole vectors: their spill stays inside the
     // `room` values from the plane's start that this thread writes, in order, from here on.
     const auto whole_rows = [&](index_t room) { return room < NO * L ? 0 : std::min(oh_count, (room - NO * L) / ow + 1); };
-    // a plane's reads end here (relative to its start): the last window row's last vector + K-1
-    const index_t reach = ((oh_count - 1) * S + K - 1) * w + B * L + K - 1;
-    const index_t safe_planes = planes * hw >= reach ? (planes * hw - reach) / hw + 1 : 0;
+    // a plane's reads end here (relative to its start): the last input row a window reads, its
+    // last vector; with left padding they start a value before the plane, so plane 0 runs the
+    // exact kernel (as do the last planes, whose reads would pass the end of x)
+    const index_t last_row = std::min(h - 1, (oh_count - 1) * S - pad_h + K - 1);
+    const index_t reach = last_row * w - pad_w + B * L;
+    const bool padded = pad_h || pad_w || first_masked < B || (oh_count - 1) * S - pad_h + K > h;
+    const index_t first_safe = pad_w ? 1 : 0, safe_planes = planes * hw >= reach ? (planes * hw - reach) / hw + 1 : 0;
     const int nt = num_threads();
     // Tasks are runs of consecutive planes, done in order: a plane's last rows may spill into
     // the next planes of its run, which are written after it (rows whose spill would pass the
     // run's last plane go through the stack instead).
     const index_t run = std::max<index_t>(1, planes / (64 * static_cast<index_t>(nt)));
-#pragma omp parallel for num_threads(nt) schedule(dynamic)
+    // firstprivate: shared, these would be read through pointers at every use (the outlined
+    // region gets their addresses), which cost the small planes a quarter of their time
+#pragma omp parallel for num_threads(nt) schedule(dynamic) \
+    firstprivate(w, h, hw, oh_count, ow, ohw, planes, pad_h, pad_w, first_masked, padded, first_safe, safe_planes, column, first_column, inside)
     for (index_t task = 0; task < ceil_div(planes, run); ++task)
     for (index_t plane = task * run, run_end = std::min(planes, plane + run); plane < run_end; ++plane) {
         const T* xp = x + plane * hw;
         T* yp = out + plane * ohw;
         index_t* ip = Idx ? indices + plane * ohw : nullptr;
-        if (plane >= safe_planes) {
+        if (plane < first_safe || plane >= safe_planes) {
             max_rows_exact(yp, ip, xp, s, 0, s.oh);
             continue;
         }
         const index_t whole_in_run = whole_rows(std::min(run_end - plane, index_t(2) + NO * L / ohw) * ohw);
         V probe{};
-        const auto along = [&](index_t ih) {   // window maxima at every column of input row ih
-            V v[B];
-            for (int b = 0; b < B; ++b) probe += v[b] = load<V>(xp + ih * w + b * L);
-            if constexpr (B > 1) prefetch(xp + hw + ih * w, w);   // the thread's next plane, most often
+        // Window maxima at every padded column of input row ih. A row of the top padding reads
+        // as row 0 (the same values and offsets: never strictly greater, so the window's first
+        // maximum, or its first element inside the input, still wins), a row of the bottom
+        // padding (or past it) as -inf; so does the right padding, and the left padding column
+        // reads as column 0. Padded: whether the call has any of them (if not, a version of the
+        // row loop without their tests: a quarter of 13x13's time without indices).
+        const auto along = [&](index_t ih, auto padded) {
+            constexpr bool Padded = decltype(padded)::value;
             R r;
+            if constexpr (Padded) {
+                if (ih >= h) {
+                    for (int b = 0; b < B; ++b) r.v[b] = V{} - std::numeric_limits<T>::infinity();
+                    if constexpr (Idx) for (int b = 0; b < B; ++b) r.at[b] = I{};
+                    return r;
+                }
+                ih = std::max<index_t>(ih, 0);
+            }
+            V v[B];
+            for (int b = 0; b < B; ++b) probe += v[b] = load<V>(xp + ih * w - (Padded ? pad_w : 0) + b * L);
+            if constexpr (Padded) {
+                if (pad_w) v[0] = first_lane_twice(v[0]);
+                for (int b = 0; b < B; ++b)   // (b from 0: a runtime first index would put v on the stack)
+                    if (b >= first_masked) v[b] = inside[b] ? v[b] : V{} - std::numeric_limits<T>::infinity();
+            }
+            if constexpr (B > 1) prefetch(xp + hw + ih * w, w);   // the thread's next plane, most often
             for (int b = 0; b < B; ++b) {   // the last vector's own lanes suffice for its taps (W <= B*L)
                 const V next = v[std::min(b + 1, B - 1)];
                 if constexpr (Idx) {
-                    window_argmax_shifted<K>(v[b], next, column[b] + Lane(ih * w), r.v[b], r.at[b]);
+                    const Lane row = Lane(ih * w);
+                    window_argmax_shifted<K>(v[b], next, first_column[b] + row, column[b] + row, r.v[b], r.at[b]);
                 } else {
                     r.v[b] = window_max_shifted<K>(v[b], next);
                 }
@@ -142,7 +193,8 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
         };
         R win[K];   // the row results of the current output row's window, top first
 #pragma GCC unroll 3
-        for (int k = 0; k < K; ++k) win[k] = along(k);
+        for (int k = 0; k < K; ++k)
+            win[k] = padded ? along(k - pad_h, std::true_type{}) : along(k, std::false_type{});
         for (index_t oh = 0;;) {
             R m = win[0];
 #pragma GCC unroll 3
@@ -172,7 +224,9 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
             }
             if (++oh == oh_count) break;
 #pragma GCC unroll 3
-            for (int k = 0; k < K; ++k) win[k] = k + S < K ? win[k + S] : along(oh * S + k);
+            for (int k = 0; k < K; ++k)
+                if (k + S < K) win[k] = win[k + S];
+                else win[k] = padded ? along(oh * S - pad_h + k, std::true_type{}) : along(oh * S + k, std::false_type{});
         }
         if (any_nan(probe)) max_rows_exact(yp, ip, xp, s, 0, s.oh);
     }
@@ -199,7 +253,7 @@ void max_pool2d_short_rows_b(T* out, index_t* indices, const T* x, const Pool2dS
 template <class T>
 void max_pool2d_short_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     constexpr index_t L = sizeof(typename Simd<T>::vec) / sizeof(T);
-    switch (ceil_div(s.w, L)) {
+    switch (ceil_div((s.ow - 1) * s.stride_w + s.kw, L)) {   // vectors of padded columns the windows read
         case 1: return max_pool2d_short_rows_b<1>(out, indices, x, s);
         case 2: return max_pool2d_short_rows_b<2>(out, indices, x, s);
         case 3: return max_pool2d_short_rows_b<3>(out, indices, x, s);

@@ -136,7 +136,7 @@ def test_wide_rows_values_and_indices(backend, rng, cfg, dtype):
 
 # The NaN-free fast paths of max pooling, compares with > alone and a NaN found by a probe
 # sending the plane or task to PyTorch's rule: planes in registers (src/pool2d_short_rows.hpp:
-# no padding, 2x2/3x3, stride 1 to 3, rows of at most 8 vectors), rows read in place by the
+# padding 0 or 1, 2x2/3x3, stride 1 to 3, rows of at most 8 vectors), rows read in place by the
 # separable kernel (src/pool2d_rows.hpp, left padding 1 included), indices found after the
 # values (src/pool2d_indices.hpp: AVX-512, output rows of 16 and more: w = 55, 56) or tracked
 # through both passes. So: one NaN at every position of a plane, for shapes that take each
@@ -316,6 +316,33 @@ def test_short_rows_spill_into_the_next_planes(rng, hw, threads, stride):
         convkit.set_num_threads(before)
     np.testing.assert_array_equal(y, want.astype(np.float32))
     np.testing.assert_array_equal(idx, want_idx)
+
+
+# Planes in registers with padding 1 (the top row and left column read as row and column 0,
+# the bottom and right padding as -inf) and with ceil_mode windows past the last row/column.
+PADDED_GRID = [(h, w, k, s, p, ceil) for (h, w) in ((13, 13), (14, 14), (7, 7), (5, 17), (1, 4), (2, 2))
+               for (k, s, p, ceil) in ((3, 1, 1, False), (3, 2, 1, False), (3, 2, 0, True), (2, 2, 0, True),
+                                       (2, 2, 1, False), (2, 1, 1, True), (3, 3, 1, True), (2, 3, 1, False))
+               if w + 2 * p >= k and h + 2 * p >= k]
+
+
+@pytest.mark.parametrize("cfg", PADDED_GRID, ids=["-".join(map(str, c)) for c in PADDED_GRID])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_rows_padding_and_ceil_mode(backend, rng, cfg, dtype):
+    """Ties everywhere (the row and column read twice at the top-left must keep the first
+    maximum's index), windows of -inf only (the first element inside the input), NaN in some
+    planes, runs of many planes, with and without indices, against the loop reference."""
+    h, w, k, s, p, ceil = cfg
+    x = rng.integers(-2, 3, size=(2, 150, h, w)).astype(dtype)   # runs of 2 planes with 2 threads
+    x[rng.random(x.shape) < 0.3] = -np.inf
+    x[0, :8] = -np.inf
+    x.reshape(-1, h * w)[rng.choice(300, size=6, replace=False), rng.integers(0, h * w, size=6)] = np.nan
+    kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
+    want, want_idx = ref.max_pool2d(x, **kw, return_indices=True)
+    np.testing.assert_array_equal(backend.asnumpy(convkit.max_pool2d(backend.asarray(x), **kw)), want.astype(dtype))
+    y, idx = convkit.max_pool2d(backend.asarray(x), **kw, return_indices=True)
+    np.testing.assert_array_equal(backend.asnumpy(y), want.astype(dtype))
+    np.testing.assert_array_equal(backend.asnumpy(idx), want_idx)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
