@@ -3,7 +3,8 @@
 What it measures: median wall time per call and GB/s (extra_info["gbps"]) of
     max_pool2d      AlexNet torchvision 3/2 on 64x55x55, 192x27x27, 256x13x13 (the first and last
                     also with indices, as convkit.nn.MaxPool2d runs them when training); Caffe 3/2
-                    on 96x55x55, 256x27x27; ResNet-18 stem 3/2 pad 1 on 64x112x112 (also with indices)
+                    on 96x55x55, 256x27x27; ResNet-18 stem 3/2 pad 1 on 64x112x112 (also with indices);
+                    GoogLeNet's inception-branch pool 3/1 pad 1 on 480x14x14
     avg_pool2d      2/2 on 64x56x56
     adaptive_avg    (6, 6) on 256x13x13 (AlexNet torchvision avgpool); global on 512x7x7 (ResNet-18)
     max backward    max_pool2d_backward of the ResNet-18 stem (grad_out + indices -> grad_x)
@@ -79,6 +80,7 @@ CASES = (
     PoolCase("alexnet_caffe.pool2", "max", 256, 27, 27, 3, 2),
     PoolCase("resnet18.maxpool", "max", 64, 112, 112, 3, 2, 1),
     PoolCase("resnet18.maxpool+indices", "max_indices", 64, 112, 112, 3, 2, 1),
+    PoolCase("googlenet.inception4a.pool", "max", 480, 14, 14, 3, 1, 1),   # the branch pool: 3x3/1 pad 1
     PoolCase("alexnet_tv.pool1+indices", "max_indices", 64, 55, 55, 3, 2),
     PoolCase("alexnet_tv.pool5+indices", "max_indices", 256, 13, 13, 3, 2),
     PoolCase("avgpool2x2.64x56", "avg", 64, 56, 56, 2, 2),
