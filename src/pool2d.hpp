@@ -34,7 +34,7 @@ struct Pool2dSizes {
 inline bool max_pool2d_short_rows_apply(const Pool2dSizes& s, index_t lanes, bool with_indices) {
     const index_t k = s.kh, st = s.stride_h;
     return s.kw == k && (k == 2 || k == 3) && s.stride_w == st && st >= 1 && st <= 3 && s.pad_h <= 1 &&
-           s.pad_w <= 1 && s.dil_h == 1 && s.dil_w == 1 && (s.ow - 1) * st + k <= 8 * lanes &&
+           s.pad_w <= 1 && s.dil_h == 1 && s.dil_w == 1 && windows_span(s.ow, st, k, 1) <= 8 * lanes &&
            (!with_indices || s.h * s.w <= std::numeric_limits<std::int32_t>::max());
 }
 

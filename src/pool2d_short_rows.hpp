@@ -113,9 +113,10 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
     const index_t w = s.w, h = s.h, hw = h * w, oh_count = s.oh, ow = s.ow, ohw = oh_count * ow, planes = s.planes;
     const index_t pad_h = s.pad_h, pad_w = s.pad_w;
     // Lane l of row vector b holds padded column b*L + l, input column b*L + l - pad_w; padded
-    // columns from `right` on (right padding, or past it with ceil_mode) read -inf.
-    const index_t right = w + pad_w;
-    const int first_masked = (ow - 1) * S + K > right ? int(right / L) : B;
+    // columns from `right` on (right padding, or past it with ceil_mode) read -inf. The windows
+    // read window_rows x window_cols padded values.
+    const index_t right = w + pad_w, window_cols = windows_span(ow, S, K, 1), window_rows = rows_read(s, oh_count);
+    const int first_masked = window_cols > right ? int(right / L) : B;
     // each lane's input column (-1: the left padding), the same read as column 0, and whether
     // the lane lies before `right` (-1) or not (0)
     I column[B], first_column[B], inside[B];
@@ -131,9 +132,9 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
     // a plane's reads end here (relative to its start): the last input row a window reads, its
     // last vector; with left padding they start a value before the plane, so plane 0 runs the
     // exact kernel (as do the last planes, whose reads would pass the end of x)
-    const index_t last_row = std::min(h - 1, (oh_count - 1) * S - pad_h + K - 1);
+    const index_t last_row = std::min(h - 1, window_rows - 1 - pad_h);
     const index_t reach = last_row * w - pad_w + B * L;
-    const bool padded = pad_h || pad_w || first_masked < B || (oh_count - 1) * S - pad_h + K > h;
+    const bool padded = pad_h || pad_w || first_masked < B || window_rows - pad_h > h;
     const index_t first_safe = pad_w ? 1 : 0, safe_planes = planes * hw >= reach ? (planes * hw - reach) / hw + 1 : 0;
     const int nt = num_threads();
     // Tasks are runs of consecutive planes, done in order: a plane's last rows may spill into
@@ -163,10 +164,11 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
         // row loop without their tests: a quarter of 13x13's time without indices).
         const auto along = [&](index_t ih, auto padded) {
             constexpr bool Padded = decltype(padded)::value;
+            const V minus_inf = V{} - std::numeric_limits<T>::infinity();
             R r;
             if constexpr (Padded) {
                 if (ih >= h) {
-                    for (int b = 0; b < B; ++b) r.v[b] = V{} - std::numeric_limits<T>::infinity();
+                    for (int b = 0; b < B; ++b) r.v[b] = minus_inf;
                     if constexpr (Idx) for (int b = 0; b < B; ++b) r.at[b] = I{};
                     return r;
                 }
@@ -177,7 +179,7 @@ void max_pool2d_short_rows_as(T* out, index_t* indices, const T* x, const Pool2d
             if constexpr (Padded) {
                 if (pad_w) v[0] = first_lane_twice(v[0]);
                 for (int b = 0; b < B; ++b)   // (b from 0: a runtime first index would put v on the stack)
-                    if (b >= first_masked) v[b] = inside[b] ? v[b] : V{} - std::numeric_limits<T>::infinity();
+                    if (b >= first_masked) v[b] = inside[b] ? v[b] : minus_inf;
             }
             if constexpr (B > 1) prefetch(xp + hw + ih * w, w);   // the thread's next plane, most often
             for (int b = 0; b < B; ++b) {   // the last vector's own lanes suffice for its taps (W <= B*L)
@@ -253,7 +255,7 @@ void max_pool2d_short_rows_b(T* out, index_t* indices, const T* x, const Pool2dS
 template <class T>
 void max_pool2d_short_rows(T* out, index_t* indices, const T* x, const Pool2dSizes& s) {
     constexpr index_t L = sizeof(typename Simd<T>::vec) / sizeof(T);
-    switch (ceil_div((s.ow - 1) * s.stride_w + s.kw, L)) {   // vectors of padded columns the windows read
+    switch (ceil_div(windows_span(s.ow, s.stride_w, s.kw, 1), L)) {   // vectors of padded columns the windows read
         case 1: return max_pool2d_short_rows_b<1>(out, indices, x, s);
         case 2: return max_pool2d_short_rows_b<2>(out, indices, x, s);
         case 3: return max_pool2d_short_rows_b<3>(out, indices, x, s);
