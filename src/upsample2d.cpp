@@ -110,23 +110,36 @@ void upsample_bed_of_nails2d_forward(T* out, const T* x, const ResampleSizes& s)
     }
 }
 
+// The bed-of-nails backward prefetches the grad_out row it will read about this many bytes
+// of rows later. It reads one row in fh: following that gapped stream, the hardware
+// prefetchers kept too few lines in flight. Zen 4, 112-float rows, in-process A/B of the
+// binding: 15-50% less time (the machine's slow and fast phases). In a C++ loop, 16 rows on
+// took 14% less time than 8 rows on, and 10-16% less than 24-32.
+constexpr index_t kBedOfNailsPrefetchBytes = 7 << 10;
+
 // grad_x (planes, H, W)[p, ih, iw] = grad_out (planes, OH, OW)[p, ih*fh, iw*fw].
 template <class T>
 void upsample_bed_of_nails2d_backward(T* grad_x, const T* grad_out, const ResampleSizes& s) {
-    const index_t fh = s.oh / s.h, fw = s.ow / s.w;
+    const index_t fh = s.oh / s.h, fw = s.ow / s.w, rows = s.planes * s.h;   // OH = H fh: row r of all planes
+    const index_t row_bytes = s.ow * index_t(sizeof(T));
+    const index_t ahead = std::max<index_t>(1, kBedOfNailsPrefetchBytes / row_bytes);
+    const index_t line_step = std::max<index_t>(1, 64 / (fw * index_t(sizeof(T))));   // iw per cache line
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
-    for (index_t p = 0; p < s.planes; ++p) {
-        const T* gy = grad_out + p * s.oh * s.ow;
-        T* gx = grad_x + p * s.h * s.w;
+    for (index_t p = 0; p < s.planes; ++p)
         for (index_t ih = 0; ih < s.h; ++ih) {
-            const T* __restrict grow = gy + ih * fh * s.ow;
-            T* __restrict xrow = gx + ih * s.w;
+            const index_t r = p * s.h + ih;
+            // The elements that row will read, a line apart, and its last one (its own line
+            // when the row does not start on a line boundary).
+            const T* later = grad_out + std::min(r + ahead, rows - 1) * fh * s.ow;
+            for (index_t iw = 0; iw < s.w; iw += line_step) __builtin_prefetch(later + iw * fw);
+            __builtin_prefetch(later + (s.w - 1) * fw);
+            const T* __restrict grow = grad_out + r * fh * s.ow;
+            T* __restrict xrow = grad_x + r * s.w;
             if (fw == 2)   // a constant stride vectorises
                 for (index_t iw = 0; iw < s.w; ++iw) xrow[iw] = grow[2 * iw];
             else
                 for (index_t iw = 0; iw < s.w; ++iw) xrow[iw] = grow[iw * fw];
         }
-    }
 }
 
 #define CONVKIT_INSTANTIATE(T)                                                                      \
