@@ -33,11 +33,18 @@ bool indices_in_range(const index_t* indices, index_t count, index_t limit) {
     return bad == 0;
 }
 
+// Inputs scattered between two rounds of prefetches of the next output plane.
+constexpr index_t kUnpoolChunk = 16;
+
 // out (planes, OH, OW) = zeros, then out[p, indices[p, i]] = x[p, i] for i in row-major order;
 // x, indices (planes, H, W). Each plane is zeroed right before its scatter, while it is in cache.
+// While a plane is scattered, the next one's lines are prefetched for writing into L2, spread
+// over its chunks of inputs: its zeroing then finds them there (Zen 4, 2x2 unpooling, in-process A/B of
+// the binding: 16x64x56x56 20% less time, 16x128x28x28 24-40%, float64 2-10%).
 template <class T>
 bool max_unpool2d_forward(T* out, const T* x, const index_t* indices, const ResampleSizes& s) {
     const index_t in_plane = s.h * s.w, out_plane = s.oh * s.ow;
+    const index_t lines = ceil_div(out_plane * index_t(sizeof(T)), index_t(64));   // of an output plane
     const std::uint64_t limit = std::uint64_t(out_plane);
     std::uint64_t bad = 0;
 #pragma omp parallel for num_threads(num_threads()) schedule(static) reduction(| : bad)
@@ -45,12 +52,18 @@ bool max_unpool2d_forward(T* out, const T* x, const index_t* indices, const Resa
         T* o = out + p * out_plane;
         const T* xp = x + p * in_plane;
         const index_t* ip = indices + p * in_plane;
+        const char* next = reinterpret_cast<const char*>(p + 1 < s.planes ? o + out_plane : o);
         std::fill(o, o + out_plane, T(0));
-        for (index_t i = 0; i < in_plane; ++i) {
-            const std::uint64_t v = std::uint64_t(ip[i]);   // negatives wrap to huge values
-            const bool ok = v < limit;
-            bad |= !ok;
-            o[ok ? v : 0] = xp[i];
+        for (index_t i0 = 0, line = 0; i0 < in_plane; i0 += kUnpoolChunk) {
+            const index_t end = std::min(i0 + kUnpoolChunk, in_plane);
+            for (const index_t upto = end == in_plane ? lines : end * lines / in_plane; line < upto; ++line)
+                __builtin_prefetch(next + 64 * line, 1, 2);
+            for (index_t i = i0; i < end; ++i) {
+                const std::uint64_t v = std::uint64_t(ip[i]);   // negatives wrap to huge values
+                const bool ok = v < limit;
+                bad |= !ok;
+                o[ok ? v : 0] = xp[i];
+            }
         }
     }
     return bad == 0;
