@@ -39,8 +39,8 @@ constexpr index_t kUnpoolChunk = 16;
 // out (planes, OH, OW) = zeros, then out[p, indices[p, i]] = x[p, i] for i in row-major order;
 // x, indices (planes, H, W). Each plane is zeroed right before its scatter, while it is in cache.
 // While a plane is scattered, the next one's lines are prefetched for writing into L2, spread
-// over its chunks of inputs: its zeroing then finds them there (Zen 4, 2x2 unpooling, in-process A/B of
-// the binding: 16x64x56x56 20% less time, 16x128x28x28 24-40%, float64 2-10%).
+// over its chunks of inputs: its zeroing then finds them there. Zen 4, 2x2 unpooling, in-process
+// A/B of the binding: 16x64x56x56 20% less time, 16x128x28x28 24-40%, float64 2-10%.
 template <class T>
 bool max_unpool2d_forward(T* out, const T* x, const index_t* indices, const ResampleSizes& s) {
     const index_t in_plane = s.h * s.w, out_plane = s.oh * s.ow;
