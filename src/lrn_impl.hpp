@@ -92,12 +92,62 @@ template <class T> inline void store(T* p, Vec<T> v) { std::memcpy(p, &v, sizeof
 using Full = std::integral_constant<int, kLanes>;
 template <class T> inline Vec<T> load_part(const T* p, Full) { return load(p); }
 template <class T> inline void store_part(T* p, Vec<T> v, Full) { store(p, v); }
+// Masked loads and stores where the instruction set has them: a memcpy of a run-time length
+// was a library call per row (Zen 5, 16x256x27x27 backward: 6-7% of the time).
+#if defined(__AVX512F__)
+typedef __m512 FloatReg;
+typedef __m512d DoubleReg;
+typedef __mmask16 FloatMask;
+typedef __mmask8 DoubleMask;
+inline FloatMask float_mask(int count) { return FloatMask((1u << count) - 1); }
+inline DoubleMask double_mask(int count) { return DoubleMask((1u << std::max(0, std::min(count, 8))) - 1); }
+inline FloatReg masked_load(const float* p, FloatMask m) { return _mm512_maskz_loadu_ps(m, p); }
+inline DoubleReg masked_load(const double* p, DoubleMask m) { return _mm512_maskz_loadu_pd(m, p); }
+inline void masked_store(float* p, FloatMask m, FloatReg v) { _mm512_mask_storeu_ps(p, m, v); }
+inline void masked_store(double* p, DoubleMask m, DoubleReg v) { _mm512_mask_storeu_pd(p, m, v); }
+#elif defined(__AVX2__)
+typedef __m256 FloatReg;
+typedef __m256d DoubleReg;
+typedef __m256i FloatMask;
+typedef __m256i DoubleMask;
+inline FloatMask float_mask(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline DoubleMask double_mask(int count) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+inline FloatReg masked_load(const float* p, FloatMask m) { return _mm256_maskload_ps(p, m); }
+inline DoubleReg masked_load(const double* p, DoubleMask m) { return _mm256_maskload_pd(p, m); }
+inline void masked_store(float* p, FloatMask m, FloatReg v) { _mm256_maskstore_ps(p, m, v); }
+inline void masked_store(double* p, DoubleMask m, DoubleReg v) { _mm256_maskstore_pd(p, m, v); }
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+// Floats is one register, Doubles two (kLanes doubles): the second half's count is count - kLanes/2.
+inline Floats load_part(const float* p, int count) { return (Floats)masked_load(p, float_mask(count)); }
+inline void store_part(float* p, Floats v, int count) { masked_store(p, float_mask(count), (FloatReg)v); }
+inline Doubles load_part(const double* p, int count) {
+    constexpr int half = kLanes / 2;
+    const DoubleReg parts[2] = {masked_load(p, double_mask(count)), masked_load(p + half, double_mask(count - half))};
+    Doubles v;
+    std::memcpy(&v, parts, sizeof v);
+    return v;
+}
+inline void store_part(double* p, Doubles v, int count) {
+    constexpr int half = kLanes / 2;
+    DoubleReg parts[2];
+    std::memcpy(parts, &v, sizeof v);
+    masked_store(p, double_mask(count), parts[0]);
+    masked_store(p + half, double_mask(count - half), parts[1]);
+}
+#else
 template <class T> inline Vec<T> load_part(const T* p, int count) {
     Vec<T> v = {};
     std::memcpy(&v, p, count * sizeof(T));
     return v;
 }
 template <class T> inline void store_part(T* p, Vec<T> v, int count) { std::memcpy(p, &v, count * sizeof(T)); }
+#endif
 
 // ------------------------------------------------------------------ scale^-beta
 // apply(scale, beta, q, inv): q = scale^-beta, inv = 1 / scale.
