@@ -395,53 +395,61 @@ void backward_block(T* grad_x, const T* grad_out, const T* x, index_t len, const
     }
 }
 
-// ------------------------------------------------------------------ backward, window in registers
-// For the common window sizes (3, 5) the backward keeps every window term in registers: a
-// column of kLanes pixels walks the channels and carries the last Size - 1 squares, the last
-// Size - 1 t terms and `before` dy q values; each step loads x and dy and stores grad_x, and
-// touches no scratch rows (the row kernel above moves ~20 vectors through L1 per step).
+// ------------------------------------------------------------------ windows in registers
+// For the common window sizes (3, 5), float, the kernels keep every window term in registers:
+// a column of kLanes pixels walks the channels and carries the last Size - 1 squares and, in
+// the backward, the last Size - 1 t terms and `before` dy q values; each step loads x (and
+// dy) and stores one output vector, and touches no scratch rows (the backward row kernel
+// above moves ~20 vectors through L1 per step).
 // To keep the memory traffic in whole rows, a task (one image, kColumnBlock columns) walks
 // the channels in passes of kColumnPass steps: each pass runs every column of the block in
 // turn, each carrying its window terms from the previous pass in a ColumnState. A column
 // prefetches its lines of the next pass into L2 as it goes.
 // A window's sum is taken in pairs, ((a + b) + (c + d)) + e in channel order (window_sum);
 // results do not depend on the thread count.
-// Zen 5, float, size 5, 2 threads, in-process A/B (16x96x55x55 / 16x256x27x27): 1.48 / 0.73
-// ms with the row kernel, 0.96 / 0.48 ms this way (AVX2 variant: 10% less time, generic: 20%);
-// passes of 8-32 steps, blocks of 8-32 columns and prefetch hints T0-T2 were all within the
-// noise of each other. float only: a vector of kLanes doubles is two registers, and the
-// size-5 state (20 registers) spilled: 1.6x the row kernel's time.
+// Zen 5, float, size 5, 2 threads, in-process A/B (16x96x55x55 / 16x256x27x27), backward:
+// 1.48 / 0.73 ms with the row kernel, 0.96 / 0.48 ms this way (AVX2 variant: 10% less time,
+// generic: 20%); passes of 8-32 steps, blocks of 8-32 columns and prefetch hints T0-T2 were
+// all within the noise of each other. float only: a vector of kLanes doubles is two
+// registers, and the backward's size-5 state (20 registers) spilled: 1.6x the row kernel's time.
 constexpr index_t kColumnBlock = 16;   // columns of kLanes pixels per task
 constexpr index_t kColumnPass = 16;    // channel steps per pass (and prefetch distance)
 
-template <int Size> struct Window {
-    static_assert(Size >= 2, "size 1 has no window to carry");
+template <int Size, bool Backward> struct Window {
+    static_assert(Size == 3 || Size == 5, "windows of 3 and 5 channels");
     static constexpr int before = Size / 2, after = (Size - 1) / 2;   // channels below / above c
+    // Step j: x[j] enters and channel j - after gets its scale; the output of step j is
+    // channel j - lag (the backward's t window of channel o, [o - after, o + before], is
+    // complete at j = o + Size - 1).
+    static constexpr int lag = Backward ? Size - 1 : after;
 };
 
-template <class T, int Size> struct ColumnState {
-    Vec<T> squares[Size - 1];                 // x^2 of the last Size - 1 channels entered, oldest first
-    Vec<T> ts[Size - 1];                      // t of the last Size - 1 channels scaled
-    Vec<T> dyq[Window<Size>::before];         // dy q of the channels awaiting grad_x
+// The window terms a column carries from one pass to the next, oldest first.
+template <class T, int Size, bool Backward> struct ColumnState {
+    Vec<T> squares[Size - 1];   // x^2 of the last Size - 1 channels entered
+};
+template <class T, int Size> struct ColumnState<T, Size, true> {
+    Vec<T> squares[Size - 1];
+    Vec<T> ts[Size - 1];                         // t of the last Size - 1 channels scaled
+    Vec<T> dyq[Window<Size, true>::before];      // dy q of the channels awaiting grad_x
 };
 
 // The window's sum, older terms first, in pairs: ((a + b) + (c + d)) + newest.
 template <class V, int N> inline V window_sum(const V (&older)[N], V newest) {
-    static_assert(N == 2 || N == 4, "windows of 3 and 5");
     if constexpr (N == 4) return ((older[0] + older[1]) + (older[2] + older[3])) + newest;
     else return (older[0] + older[1]) + newest;
 }
 
-// Steps [j0, j1) of one column (x, grad_out, grad_x at its first pixel in channel 0; count
-// lanes). Step j: x[j] enters; channel c = j - after gets q and t; channel o = j - (Size - 1)
-// gets grad_x (its t window, [o - after, o + before], is then complete).
-template <class T, class Pow, int Size, class Count>
-inline void column_pass(T* grad_x, const T* grad_out, const T* x, const Params<T>& p, Count count, index_t j0,
-                        index_t j1, bool next_image, ColumnState<T, Size>& state) {
-    constexpr int before = Window<Size>::before, after = Window<Size>::after;
+// Steps [j0, j1) of one column: out (y or grad_x), grad_out (backward only) and x at its
+// first pixel in channel 0; count lanes.
+template <class T, class Pow, int Size, bool Backward, class Count>
+inline void column_pass(T* out, const T* grad_out, const T* x, const Params<T>& p, Count count, index_t j0,
+                        index_t j1, bool next_image, ColumnState<T, Size, Backward>& state) {
+    using W = Window<Size, Backward>;
+    constexpr int before = W::before, after = W::after, lag = W::lag;
     const index_t channels = p.c, stride = p.stride;
     const T k = p.k, coef = p.coef, coef_grad = p.coef_grad, beta = p.beta;
-    ColumnState<T, Size> w = state;   // in registers: every index below is a compile-time constant
+    ColumnState<T, Size, Backward> w = state;   // in registers: every index below is a compile-time constant
     // This column's lines of step j of the next pass; past the last channel, those of the first
     // pass over the same pixels of the next image (when there is one: next_image), a task this
     // thread runs a few tasks later (tasks run image by image). Without them each task's first
@@ -450,11 +458,11 @@ inline void column_pass(T* grad_x, const T* grad_out, const T* x, const Params<T
     // always_inline: GCC found this call free of side effects (prefetches only) and removed it.
     const auto ahead = [&](index_t j) __attribute__((always_inline)) {
         __builtin_prefetch(x + (j + kColumnPass) * stride, 0, 1);
-        __builtin_prefetch(grad_out + (j - after + kColumnPass) * stride, 0, 1);
-        __builtin_prefetch(grad_x + (j - (Size - 1) + kColumnPass) * stride, 1, 1);
+        if constexpr (Backward) __builtin_prefetch(grad_out + (j - after + kColumnPass) * stride, 0, 1);
+        __builtin_prefetch(out + (j - lag + kColumnPass) * stride, 1, 1);
     };
-    const auto step = [&](index_t j, auto has_in, auto has_c, auto has_o) {
-        const index_t c = j - after, o = j - (Size - 1);
+    const auto step = [&](index_t j, auto has_in, auto has_c, auto has_out) {
+        const index_t c = j - after, o = j - lag;
         Vec<T> square = {}, t = {}, dyq = {};
         if (has_in) {
             const Vec<T> a = load_part(x + j * stride, count);
@@ -463,38 +471,47 @@ inline void column_pass(T* grad_x, const T* grad_out, const T* x, const Params<T
         if (has_c) {
             Vec<T> q, inv;
             Pow::apply(k + coef * window_sum(w.squares, square), beta, q, inv);
-            dyq = load_part(grad_out + c * stride, count) * q;
-            t = dyq * (load_part(x + c * stride, count) * inv);
-        }
-        if (has_o) {
-            const Vec<T> xo = load_part(x + o * stride, count);
-            store_part(grad_x + o * stride, w.dyq[0] - coef_grad * xo * window_sum(w.ts, t), count);
+            const Vec<T> xc = load_part(x + c * stride, count);
+            if constexpr (Backward) {
+                dyq = load_part(grad_out + c * stride, count) * q;
+                t = dyq * (xc * inv);
+            } else {
+                store_part(out + c * stride, xc * q, count);
+            }
         }
 #pragma GCC unroll 8
-        for (int i = 0; i + 1 < Size - 1; ++i) w.squares[i] = w.squares[i + 1], w.ts[i] = w.ts[i + 1];
+        for (int i = 0; i + 1 < Size - 1; ++i) w.squares[i] = w.squares[i + 1];
         w.squares[Size - 2] = square;
-        w.ts[Size - 2] = t;
+        if constexpr (Backward) {
+            if (has_out) {
+                const Vec<T> xo = load_part(x + o * stride, count);
+                store_part(out + o * stride, w.dyq[0] - coef_grad * xo * window_sum(w.ts, t), count);
+            }
 #pragma GCC unroll 8
-        for (int i = 0; i + 1 < before; ++i) w.dyq[i] = w.dyq[i + 1];
-        w.dyq[before - 1] = dyq;
+            for (int i = 0; i + 1 < Size - 1; ++i) w.ts[i] = w.ts[i + 1];
+            w.ts[Size - 2] = t;
+#pragma GCC unroll 8
+            for (int i = 0; i + 1 < before; ++i) w.dyq[i] = w.dyq[i + 1];
+            w.dyq[before - 1] = dyq;
+        }
     };
     using Y = std::true_type;
     using N = std::false_type;
-    if (j0 >= Size - 1 && j1 <= channels) {   // every stage has its channel: no tests
+    if (j0 >= lag && j1 <= channels) {   // every stage has its channel: no tests
         const index_t split = next_image ? j1 : std::max(j0, std::min(j1, channels - kColumnPass));
         for (index_t j = j0; j < split; ++j) {
             ahead(j);
             step(j, Y{}, Y{}, Y{});
         }
         for (index_t j = split; j < j1; ++j) step(j, Y{}, Y{}, Y{});
-    } else {   // the first and last passes (an input without c comes before any o)
+    } else {   // the first and last passes (an input without c comes before any output)
         for (index_t j = j0; j < j1; ++j) {
             if (next_image || j + kColumnPass < channels) ahead(j);
-            const bool in = j < channels, has_c = j >= after && j - after < channels, has_o = j >= Size - 1;
-            if (in && has_c) has_o ? step(j, Y{}, Y{}, Y{}) : step(j, Y{}, Y{}, N{});
+            const bool in = j < channels, has_c = j >= after && j - after < channels, has_out = j >= lag;
+            if (in && has_c) has_out ? step(j, Y{}, Y{}, Y{}) : step(j, Y{}, Y{}, N{});
             else if (in) step(j, Y{}, N{}, N{});
-            else if (has_c) has_o ? step(j, N{}, Y{}, Y{}) : step(j, N{}, Y{}, N{});
-            else has_o ? step(j, N{}, N{}, Y{}) : step(j, N{}, N{}, N{});
+            else if (has_c) has_out ? step(j, N{}, Y{}, Y{}) : step(j, N{}, Y{}, N{});
+            else has_out ? step(j, N{}, N{}, Y{}) : step(j, N{}, N{}, N{});
         }
     }
     state = w;
@@ -502,20 +519,45 @@ inline void column_pass(T* grad_x, const T* grad_out, const T* x, const Params<T
 
 // One task: pixels [0, len) of one image's planes (pointers at its first pixel in channel 0);
 // next_image: another image follows this one.
-template <class T, class Pow, int Size>
-void backward_columns(T* grad_x, const T* grad_out, const T* x, index_t len, bool next_image, const Params<T>& p) {
-    ColumnState<T, Size> states[kColumnBlock] = {};
-    const index_t columns = ceil_div(len, index_t(kLanes)), steps = p.c + Size - 1;
+template <class T, class Pow, int Size, bool Backward>
+void column_block(T* out, const T* grad_out, const T* x, index_t len, bool next_image, const Params<T>& p) {
+    ColumnState<T, Size, Backward> states[kColumnBlock] = {};
+    const index_t columns = ceil_div(len, index_t(kLanes)), steps = p.c + Window<Size, Backward>::lag;
     for (index_t j0 = 0; j0 < steps; j0 += kColumnPass) {
         const index_t j1 = std::min(j0 + kColumnPass, steps);
         for (index_t col = 0; col < columns; ++col) {
             const index_t at = col * kLanes, rest = len - at;
+            const T* g = Backward ? grad_out + at : nullptr;
             if (rest >= kLanes)
-                column_pass<T, Pow, Size>(grad_x + at, grad_out + at, x + at, p, Full{}, j0, j1, next_image, states[col]);
+                column_pass<T, Pow, Size, Backward>(out + at, g, x + at, p, Full{}, j0, j1, next_image, states[col]);
             else
-                column_pass<T, Pow, Size>(grad_x + at, grad_out + at, x + at, p, int(rest), j0, j1, next_image, states[col]);
+                column_pass<T, Pow, Size, Backward>(out + at, g, x + at, p, int(rest), j0, j1, next_image, states[col]);
         }
     }
+}
+
+// Runs the column kernel over every (image, block of columns) and returns true when it covers
+// this case (float, a window of 3 or 5 channels); false: the row kernels' case.
+template <class T, class Pow, bool Backward>
+bool by_columns(T* out, const T* grad_out, const T* x, const LrnSizes& s, const Params<T>& p) {
+    if constexpr (std::is_same<T, float>::value) {
+        const auto run = [&](auto size) {
+            constexpr index_t block = kColumnBlock * kLanes;
+            const index_t blocks = ceil_div(s.s, block);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+            for (index_t n = 0; n < s.n; ++n)
+                for (index_t b = 0; b < blocks; ++b) {
+                    const index_t first = n * s.c * s.s + b * block;
+                    column_block<T, Pow, decltype(size)::value, Backward>(
+                        out + first, Backward ? grad_out + first : nullptr, x + first,
+                        std::min(block, s.s - b * block), n + 1 < s.n, p);
+                }
+            return true;
+        };
+        if (s.size == 5) return run(std::integral_constant<int, 5>{});
+        if (s.size == 3) return run(std::integral_constant<int, 3>{});
+    }
+    return false;
 }
 
 // Runs block(task pointers..., len, params, scratch) over every (image, pixel block).
@@ -549,6 +591,7 @@ template <class T> void local_response_norm_forward(T* y, const T* x, const LrnS
     const lrn::Params<T> p = lrn::params<T>(s);
     lrn::with_pow<T>(s, [&](auto pow) {
         using Pow = decltype(pow);
+        if (lrn::by_columns<T, Pow, false>(y, nullptr, x, s, p)) return;
         const index_t rows = lrn::SlidingSum<T>::scratch_rows(p.size);
         lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {
             lrn::forward_block<T, Pow>(y + first, x + first, len, p, scratch);
@@ -562,21 +605,7 @@ template <class T> void local_response_norm_backward(T* grad_x, const T* grad_ou
     const index_t rows = lrn::backward_scratch_rows(p.size, p.before);
     lrn::with_pow<T>(s, [&](auto pow) {
         using Pow = decltype(pow);
-        const auto columns = [&](auto size) {   // the window in registers
-            constexpr index_t block = lrn::kColumnBlock * lrn::kLanes;
-            const index_t blocks = ceil_div(s.s, block);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
-            for (index_t n = 0; n < s.n; ++n)
-                for (index_t b = 0; b < blocks; ++b) {
-                    const index_t first = n * s.c * s.s + b * block;
-                    lrn::backward_columns<T, Pow, decltype(size)::value>(grad_x + first, grad_out + first, x + first,
-                                                                         std::min(block, s.s - b * block), n + 1 < s.n, p);
-                }
-        };
-        if constexpr (std::is_same<T, float>::value) {   // double: see "window in registers"
-            if (s.size == 5) return columns(std::integral_constant<int, 5>{});
-            if (s.size == 3) return columns(std::integral_constant<int, 3>{});
-        }
+        if (lrn::by_columns<T, Pow, true>(grad_x, grad_out, x, s, p)) return;
         lrn::for_each_block<T>(s, rows, [&](index_t first, index_t len, T* scratch) {
             lrn::backward_block<T, Pow>(grad_x + first, grad_out + first, x + first, len, p, scratch);
         });

@@ -13,9 +13,11 @@ import convkit
 from convkit import reference as ref
 from helpers import assert_close
 
-# (shape, size): 3-D to 5-D, C = 1, size > C, even sizes, planes past one pixel block (256)
+# (shape, size): 3-D to 5-D, C = 1, size > C, even sizes, planes past one pixel block (256);
+# float32 with sizes 3 and 5 (the column kernels): channels over several passes of 16 and
+# through their steady loop (C >= 32), planes past one block of 16 columns, a partial column
 CASES = [((2, 7, 5, 6), 5), ((1, 3, 8), 4), ((2, 5, 2, 3, 4), 3), ((3, 1, 4, 4), 5), ((1, 6, 9, 7), 9),
-         ((2, 9, 3, 3), 1), ((1, 4, 300), 6), ((1, 3, 19, 27), 5)]
+         ((2, 9, 3, 3), 1), ((1, 4, 300), 6), ((1, 3, 19, 27), 5), ((2, 40, 19, 17), 5), ((3, 37, 290), 3)]
 CASE_IDS = [f"{'x'.join(map(str, s))}_n{n}" for s, n in CASES]
 # (alpha, beta, k): AlexNet/Caffe (fast path in float32), exact powers, alpha < 0 (exact path)
 PARAMS = [(1e-4, 0.75, 1.0), (0.5, 0.75, 2.0), (0.3, 0.5, 1.0), (0.2, 1.0, 0.5), (0.4, 0.6, 1.5),
