@@ -4,6 +4,10 @@
 // generic); norm_dispatch.cpp picks the variant at run time. Writes: y and grad_x are fully
 // OVERWRITTEN, never accumulated into.
 //
+// float with a window of 3 or 5 channels (AlexNet, Caffe and GoogLeNet use 5) runs the
+// column kernels, which keep every window term in registers ("windows in registers" below).
+// The rest of this comment is about the row kernels, which run every other case.
+//
 // One task per (image, block of kPixelBlock pixels) walks the channels once. The window
 // sums over channels come from a sliding-window sum (van Herk / Gil-Werman): the channel
 // axis, zero-padded by size/2 below and (size-1)/2 above, is cut into blocks of `size`;
@@ -16,9 +20,7 @@
 //
 // Backward, with q[c] = scale[c]^-beta and t[c] = dy[c] x[c] q[c] / scale[c]:
 //   grad_x[i] = dy[i] q[i] - 2 alpha beta / size * x[i] * sum of t[c] over c in [i - (size-1)/2, i + size/2]
-// (the channels whose window holds i). float with a window of 3 or 5 channels keeps every
-// window term in registers ("backward, window in registers" below). Otherwise: a second
-// sliding sum over t, fed by the first
+// (the channels whose window holds i): a second sliding sum over t, fed by the first
 // one, in the same walk; a ring of size/2 + 1 rows keeps dy q until grad_x needs it. Each
 // channel step runs two loops over the pixel row (squares, q and t, written straight into
 // the t stream's value row; then the t stream and grad_x), each with about half the row
