@@ -4,10 +4,8 @@
 // so no loop here checks a bound. Compiled once per instruction set, like gemm.hpp.
 #pragma once
 #include <type_traits>
-#include "gemm.hpp"   // Vec<T> (the instruction set's vector type), kVecBytes
-#if defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "gemm.hpp"          // Vec<T> (the instruction set's vector type), kVecBytes
+#include "simd_first.hpp"    // load_first, store_first: a row's last, partial vector
 
 #ifndef CONVKIT_ISA
 #error "define CONVKIT_ISA before including this header (see depthwise_impl.hpp)"
@@ -28,55 +26,6 @@ template <class T> inline V<T> load(const T* p) { return *reinterpret_cast<const
 template <class T> inline void store(T* p, const V<T>& v) { *reinterpret_cast<typename Unaligned<T>::type*>(p) = v; }
 template <class T> inline V<T> splat(T a) { return a - V<T>{}; }   // a broadcast (a - 0 == a, even -0;
                                                                     // V{} + a would cost an add)
-
-// The first n <= lanes values of p, the other lanes 0; never touches memory past p + n
-// (masked loads/stores where the instruction set has them).
-template <class T> inline V<T> load_first(const T* p, index_t n);
-template <class T> inline void store_first(T* p, const V<T>& v, index_t n);
-#if defined(__AVX512F__)
-template <> inline V<float> load_first(const float* p, index_t n) {
-    return (V<float>)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
-}
-template <> inline V<double> load_first(const double* p, index_t n) {
-    return (V<double>)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
-}
-template <> inline void store_first(float* p, const V<float>& v, index_t n) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), (__m512)v);
-}
-template <> inline void store_first(double* p, const V<double>& v, index_t n) {
-    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), (__m512d)v);
-}
-#elif defined(__AVX2__)
-inline __m256i first_lanes32(index_t n) {   // lanes 0..n-1 of 8 int32 set
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-inline __m256i first_lanes64(index_t n) {   // lanes 0..n-1 of 4 int64 set
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-}
-template <> inline V<float> load_first(const float* p, index_t n) {
-    return (V<float>)_mm256_maskload_ps(p, first_lanes32(n));
-}
-template <> inline V<double> load_first(const double* p, index_t n) {
-    return (V<double>)_mm256_maskload_pd(p, first_lanes64(n));
-}
-template <> inline void store_first(float* p, const V<float>& v, index_t n) {
-    _mm256_maskstore_ps(p, first_lanes32(n), (__m256)v);
-}
-template <> inline void store_first(double* p, const V<double>& v, index_t n) {
-    _mm256_maskstore_pd(p, first_lanes64(n), (__m256d)v);
-}
-#else
-template <class T> inline V<T> load_first(const T* p, index_t n) {
-    alignas(64) T t[lanes<T>()] = {};
-    for (index_t i = 0; i < n; ++i) t[i] = p[i];
-    return load(t);
-}
-template <class T> inline void store_first(T* p, const V<T>& v, index_t n) {
-    alignas(64) T t[lanes<T>()];
-    store(t, v);
-    for (index_t i = 0; i < n; ++i) p[i] = t[i];
-}
-#endif
 
 // The even / odd lanes of the 2*VL values a, b (a first): a deinterleave, as shuffles.
 template <class T> inline V<T> lanes_from(const V<T>& a, const V<T>& b, int first) {

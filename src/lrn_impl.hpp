@@ -51,6 +51,7 @@
 #include <cstring>
 #include <type_traits>
 #include "lrn.hpp"
+#include "simd_first.hpp"   // load_first, store_first (and the instruction set's vector width)
 #if defined(__SSE__)
 #include <immintrin.h>
 #endif
@@ -66,13 +67,7 @@ namespace convkit {
 namespace CONVKIT_ISA {
 namespace lrn {
 
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-#elif defined(__AVX__)
-constexpr int kLanes = 8;
-#else
-constexpr int kLanes = 4;
-#endif
+constexpr int kLanes = kVecBytes / int(sizeof(float));   // floats per vector: 16 AVX-512, 8 AVX2, 4 SSE
 constexpr index_t kPixelBlock = 256;   // pixels per task (a multiple of kLanes): scratch rows stay in L1
 // The backward prefetches its input and output rows this many channel steps ahead, into L2
 // (Zen 4: 15% less time on 16x256x27x27 than one step ahead into L1, the same on 55x55;
@@ -80,7 +75,8 @@ constexpr index_t kPixelBlock = 256;   // pixels per task (a multiple of kLanes)
 constexpr index_t kAhead = 3;
 
 typedef float Floats __attribute__((vector_size(kLanes * sizeof(float))));
-typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));
+typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));   // two vectors
+using DoubleHalf = ::convkit::CONVKIT_ISA::Vec<double>::type;
 template <class T> struct VecOf;
 template <> struct VecOf<float> { typedef Floats type; };
 template <> struct VecOf<double> { typedef Doubles type; };
@@ -97,62 +93,25 @@ template <class T> inline void store(T* p, Vec<T> v) { std::memcpy(p, &v, sizeof
 using Full = std::integral_constant<int, kLanes>;
 template <class T> inline Vec<T> load_part(const T* p, Full) { return load(p); }
 template <class T> inline void store_part(T* p, Vec<T> v, Full) { store(p, v); }
-// Masked loads and stores where the instruction set has them: a memcpy of a run-time length
-// was a library call per row (Zen 5, 16x256x27x27 backward: 6-7% of the time).
-#if defined(__AVX512F__)
-typedef __m512 FloatReg;
-typedef __m512d DoubleReg;
-typedef __mmask16 FloatMask;
-typedef __mmask8 DoubleMask;
-inline FloatMask float_mask(int count) { return FloatMask((1u << count) - 1); }
-inline DoubleMask double_mask(int count) { return DoubleMask((1u << std::max(0, std::min(count, 8))) - 1); }
-inline FloatReg masked_load(const float* p, FloatMask m) { return _mm512_maskz_loadu_ps(m, p); }
-inline DoubleReg masked_load(const double* p, DoubleMask m) { return _mm512_maskz_loadu_pd(m, p); }
-inline void masked_store(float* p, FloatMask m, FloatReg v) { _mm512_mask_storeu_ps(p, m, v); }
-inline void masked_store(double* p, DoubleMask m, DoubleReg v) { _mm512_mask_storeu_pd(p, m, v); }
-#elif defined(__AVX2__)
-typedef __m256 FloatReg;
-typedef __m256d DoubleReg;
-typedef __m256i FloatMask;
-typedef __m256i DoubleMask;
-inline FloatMask float_mask(int count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-inline DoubleMask double_mask(int count) {
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3));
-}
-inline FloatReg masked_load(const float* p, FloatMask m) { return _mm256_maskload_ps(p, m); }
-inline DoubleReg masked_load(const double* p, DoubleMask m) { return _mm256_maskload_pd(p, m); }
-inline void masked_store(float* p, FloatMask m, FloatReg v) { _mm256_maskstore_ps(p, m, v); }
-inline void masked_store(double* p, DoubleMask m, DoubleReg v) { _mm256_maskstore_pd(p, m, v); }
-#endif
-
-#if defined(__AVX512F__) || defined(__AVX2__)
-// Floats is one register, Doubles two (kLanes doubles): the second half's count is count - kLanes/2.
-inline Floats load_part(const float* p, int count) { return (Floats)masked_load(p, float_mask(count)); }
-inline void store_part(float* p, Floats v, int count) { masked_store(p, float_mask(count), (FloatReg)v); }
+// The partial last vector: masked loads and stores (simd_first.hpp) where the instruction set
+// has them; a memcpy of a run-time length had been a library call per row (Zen 5,
+// 16x256x27x27 backward: 6-7% of the time). Floats is one instruction-set vector, Doubles two.
+inline Floats load_part(const float* p, int count) { return load_first(p, count); }
+inline void store_part(float* p, Floats v, int count) { store_first(p, v, count); }
 inline Doubles load_part(const double* p, int count) {
     constexpr int half = kLanes / 2;
-    const DoubleReg parts[2] = {masked_load(p, double_mask(count)), masked_load(p + half, double_mask(count - half))};
+    const DoubleHalf parts[2] = {load_first(p, std::min(count, half)), load_first(p + half, std::max(count - half, 0))};
     Doubles v;
     std::memcpy(&v, parts, sizeof v);
     return v;
 }
 inline void store_part(double* p, Doubles v, int count) {
     constexpr int half = kLanes / 2;
-    DoubleReg parts[2];
+    DoubleHalf parts[2];
     std::memcpy(parts, &v, sizeof v);
-    masked_store(p, double_mask(count), parts[0]);
-    masked_store(p + half, double_mask(count - half), parts[1]);
+    store_first(p, parts[0], std::min(count, half));
+    store_first(p + half, parts[1], std::max(count - half, 0));
 }
-#else
-template <class T> inline Vec<T> load_part(const T* p, int count) {
-    Vec<T> v = {};
-    std::memcpy(&v, p, count * sizeof(T));
-    return v;
-}
-template <class T> inline void store_part(T* p, Vec<T> v, int count) { std::memcpy(p, &v, count * sizeof(T)); }
-#endif
 
 // ------------------------------------------------------------------ scale^-beta
 // apply(scale, beta, q, inv): q = scale^-beta, inv = 1 / scale.
@@ -160,7 +119,7 @@ template <class T> inline void store_part(T* p, Vec<T> v, int count) { std::memc
 inline Floats rsqrt_estimate(Floats a) {
 #if defined(__AVX512F__)
     return (Floats)_mm512_rsqrt14_ps((__m512)a);
-#elif defined(__AVX__)
+#elif defined(__AVX2__)
     return (Floats)_mm256_rsqrt_ps((__m256)a);
 #elif defined(__SSE__)
     return (Floats)_mm_rsqrt_ps((__m128)a);

@@ -112,7 +112,7 @@ void upsample_bed_of_nails2d_forward(T* out, const T* x, const ResampleSizes& s)
 
 // The bed-of-nails backward prefetches the grad_out row it will read about this many bytes
 // of rows later. It reads one row in fh: following that gapped stream, the hardware
-// prefetchers kept too few lines in flight. Zen 4, 112-float rows, in-process A/B of the
+// prefetchers kept too few lines in flight. Zen 5, 112-float rows, in-process A/B of the
 // binding: 15-50% less time (the machine's slow and fast phases). In a C++ loop, 16 rows on
 // took 14% less time than 8 rows on, and 10-16% less than 24-32.
 constexpr index_t kBedOfNailsPrefetchBytes = 7 << 10;
